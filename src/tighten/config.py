@@ -1,0 +1,111 @@
+"""Settings: one class, built at the edge (CLI, web, Python) and passed down.
+
+Precedence: explicit argument (CLI flag) > ``TIGHTEN_*`` environment variable >
+``tighten.toml`` in the working directory (or ``$TIGHTEN_HOME/tighten.toml``) > default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "default_home"]
+
+
+def default_home() -> Path:
+    """``$TIGHTEN_HOME`` if set, else ``~/.tighten``."""
+    home = os.environ.get("TIGHTEN_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".tighten"
+
+
+def _toml_files() -> list[Path]:
+    return [p for p in (default_home() / "tighten.toml", Path("tighten.toml")) if p.is_file()]
+
+
+class Settings(BaseSettings):
+    """Every setting tighten reads. Environment variables are ``TIGHTEN_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TIGHTEN_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Folder for the default SQLite database and local state.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the store: `sqlite:///path.db` or `postgresql://user@host/db`. "
+            "Default: `sqlite:///$TIGHTEN_HOME/tighten.db`."
+        ),
+    )
+    max_record_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        gt=0,
+        description="Largest accepted input record (one JSONL line or OTLP document) in bytes.",
+    )
+    max_field_chars: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="Largest accepted single text field (message content, tool result).",
+    )
+    ingest_batch_size: int = Field(
+        default=500,
+        gt=0,
+        description="Sessions written per transaction during ingest.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(
+                "must be a URL such as sqlite:///tighten.db or postgresql://user@host/db"
+            )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources += [TomlConfigSettingsSource(settings_cls, toml_file=p) for p in _toml_files()]
+        return tuple(sources)
+
+    def resolved_database_url(self) -> str:
+        """The store URL, with the SQLite default filled in and ``postgresql://`` mapped to
+        the psycopg driver."""
+        url = self.database_url or f"sqlite:///{self.home / 'tighten.db'}"
+        if url.startswith(("postgresql://", "postgres://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Build settings, turning a validation error into a one-line ConfigError."""
+        from pydantic import ValidationError
+
+        from tighten.errors import ConfigError
+
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            raise ConfigError(
+                f"Invalid setting {field}: {err['msg']}. Fix TIGHTEN_{field.upper()} "
+                "or tighten.toml."
+            ) from None

@@ -1,0 +1,28 @@
+"""Every extension point of tighten, one hook each.
+
+A package adds its own parts by exposing a module under the ``tighten`` entry-point group
+(``[project.entry-points.tighten]``) that implements any of these hooks with
+``@tighten.hookimpl``. Built-in parts register through the same hooks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from tighten.traces.formats.base import TraceFormat
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("tighten")
+hookimpl = pluggy.HookimplMarker("tighten")
+
+
+@hookspec
+def register_trace_formats() -> list[TraceFormat]:  # type: ignore[empty-body]
+    """Return input formats (objects with ``name``, ``sniff(head)`` and
+    ``read(stream, context)``) that ``tighten ingest`` can detect and read. Formats are
+    tried by their ``priority`` (lower first); the first whose ``sniff`` accepts the
+    beginning of the input reads it."""

@@ -1,0 +1,23 @@
+"""The plugin manager: built-ins and installed packages register through one set of hooks."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pluggy
+
+from tighten import hookspecs
+
+__all__ = ["plugin_manager"]
+
+
+@cache
+def plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, with built-ins and ``tighten`` entry points loaded."""
+    pm = pluggy.PluginManager("tighten")
+    pm.add_hookspecs(hookspecs)
+    from tighten.traces import formats
+
+    pm.register(formats, name="tighten.builtin_formats")
+    pm.load_setuptools_entrypoints("tighten")
+    return pm

@@ -1,0 +1,1 @@
+"""Traces: the session model, input formats and ingestion."""

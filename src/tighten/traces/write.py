@@ -1,0 +1,262 @@
+"""Writing sessions, spans and rejects to the store: batched, idempotent, atomic.
+
+Every function here runs inside the caller's transaction, so a batch commits whole or not
+at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Table, bindparam, delete, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tighten.store.schema import agents, messages, rejects, sessions, spans, tool_calls
+from tighten.traces.model import Reject, Session
+
+__all__ = ["WriteCounts", "insert_ignore", "write_rejects", "write_sessions", "write_spans"]
+
+SESSION_COLUMNS = [c.name for c in sessions.columns if c.name not in ("session_id", "ingested_at")]
+
+
+@dataclass(slots=True)
+class WriteCounts:
+    accepted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def add(self, other: WriteCounts) -> None:
+        self.accepted += other.accepted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+
+
+def insert_ignore(conn: Connection, table: Table) -> Any:
+    """An INSERT that skips rows whose key already exists, on either dialect."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def ensure_agents(conn: Connection, names: set[str], now: datetime) -> None:
+    rows = [{"name": n, "description": None, "created_at": now} for n in sorted(names)]
+    if rows:
+        conn.execute(insert_ignore(conn, agents), rows)
+
+
+def _session_row(s: Session, content_hash: str, now: datetime) -> dict[str, Any]:
+    return {
+        "session_id": s.session_id,
+        "agent": s.agent,
+        "source": s.source,
+        "origin": s.origin,
+        "channel": s.channel,
+        "task_category": s.task_category,
+        "model": s.model,
+        "started_at": s.started_at,
+        "ended_at": s.ended_at,
+        "message_count": len(s.messages),
+        "tool_call_count": len(s.tool_calls),
+        "tool_error_count": sum(1 for c in s.tool_calls if c.status == "error"),
+        "span_count": s.span_count,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "total_tokens": s.total_tokens,
+        "cost_usd": s.cost_usd,
+        "outcome_success": s.outcome_success,
+        "outcome_reward": s.outcome_reward,
+        "outcome": s.outcome,
+        "artifact_versions": s.artifact_versions or None,
+        "attributes": s.attributes or None,
+        "content_hash": content_hash,
+        "ingested_at": now,
+        "updated_at": now,
+    }
+
+
+def _tool_rows(s: Session) -> list[dict[str, Any]]:
+    return [
+        {
+            "session_id": s.session_id,
+            "position": position,
+            "message_index": c.message_index,
+            "call_id": c.call_id,
+            "name": c.name[:200],
+            "arguments": c.arguments,
+            "result": c.result,
+            "error": c.error,
+            "status": c.status,
+            "latency_ms": c.latency_ms,
+            "started_at": c.started_at,
+        }
+        for position, c in enumerate(s.tool_calls)
+    ]
+
+
+def write_sessions(conn: Connection, batch: Iterable[Session], now: datetime) -> WriteCounts:
+    """Insert new sessions, replace changed ones, skip identical ones."""
+    by_id = {s.session_id: s for s in batch}  # a later copy in the same batch wins
+    counts = WriteCounts()
+    if not by_id:
+        return counts
+    existing: dict[str, str] = {}
+    for ids in _chunks(list(by_id)):
+        query = select(sessions.c.session_id, sessions.c.content_hash)
+        existing.update(conn.execute(query.where(sessions.c.session_id.in_(ids))).all())
+    new_rows: list[dict[str, Any]] = []
+    changed_rows: list[dict[str, Any]] = []
+    for session_id, s in by_id.items():
+        digest = s.content_hash()
+        if existing.get(session_id) == digest:
+            counts.unchanged += 1
+            continue
+        (changed_rows if session_id in existing else new_rows).append(_session_row(s, digest, now))
+    ensure_agents(conn, {r["agent"] for r in new_rows + changed_rows}, now)
+    if changed_rows:
+        changed = [r["session_id"] for r in changed_rows]
+        for ids in _chunks(changed):
+            conn.execute(delete(tool_calls).where(tool_calls.c.session_id.in_(ids)))
+            conn.execute(delete(messages).where(messages.c.session_id.in_(ids)))
+        stmt = (
+            update(sessions)
+            .where(sessions.c.session_id == bindparam("b_session_id"))
+            .values({c: bindparam(c) for c in SESSION_COLUMNS})
+        )
+        conn.execute(stmt, [{**r, "b_session_id": r["session_id"]} for r in changed_rows])
+    if new_rows:
+        conn.execute(sessions.insert(), new_rows)
+    written = [by_id[r["session_id"]] for r in new_rows + changed_rows]
+    if written:
+        conn.execute(
+            messages.insert(),
+            [
+                {"session_id": s.session_id, "message_count": len(s.messages), "body": s.messages}
+                for s in written
+            ],
+        )
+        tool_rows = [row for s in written for row in _tool_rows(s)]
+        if tool_rows:
+            conn.execute(tool_calls.insert(), tool_rows)
+    counts.accepted = len(new_rows)
+    counts.updated = len(changed_rows)
+    return counts
+
+
+def write_rejects(
+    conn: Connection, source: str, fmt: str | None, items: list[Reject], now: datetime
+) -> None:
+    """Quarantine unusable records; the same record from the same place is stored once."""
+    rows = [
+        {
+            "source": source,
+            "line": r.line,
+            "format": fmt,
+            "reason": r.reason[:2000],
+            "excerpt": r.excerpt,
+            "record_hash": r.record_hash or hashlib.sha256(r.excerpt.encode()).hexdigest(),
+            "received_at": now,
+        }
+        for r in items
+    ]
+    if rows:
+        conn.execute(insert_ignore(conn, rejects), rows)
+
+
+def span_hash(span: dict[str, Any]) -> str:
+    raw = orjson.dumps(span, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _span_row(span: dict[str, Any], digest: str, now: datetime) -> dict[str, Any]:
+    row = {c.name: span.get(c.name) for c in spans.columns}
+    row["span_hash"] = digest
+    row["received_at"] = now
+    return row
+
+
+def write_spans(conn: Connection, batch: list[dict[str, Any]], now: datetime) -> tuple[set[str], int]:
+    """Store raw spans (idempotent by trace and span id) and return the session ids whose
+    spans changed, plus the number of spans that were new or changed.
+
+    A span that names no session falls back to its trace id; when another span of the same
+    trace (in this batch or stored earlier) names a session, the whole trace joins it.
+    """
+    by_key = {(s["trace_id"], s["span_id"]): s for s in batch}
+    _resolve_trace_sessions(conn, by_key.values())
+    existing: dict[tuple[str, str], str] = {}
+    for keys in _chunks(list(by_key)):
+        query = select(spans.c.trace_id, spans.c.span_id, spans.c.span_hash)
+        query = query.where(tuple_(spans.c.trace_id, spans.c.span_id).in_(keys))
+        existing.update({(t, s): h for t, s, h in conn.execute(query).all()})
+    new_rows, changed_rows = [], []
+    for key, span in by_key.items():
+        digest = span_hash(span)
+        if existing.get(key) == digest:
+            continue
+        (changed_rows if key in existing else new_rows).append(_span_row(span, digest, now))
+    if new_rows:
+        conn.execute(spans.insert(), new_rows)
+    if changed_rows:
+        cols = [c.name for c in spans.columns if c.name not in ("trace_id", "span_id")]
+        stmt = (
+            update(spans)
+            .where(spans.c.trace_id == bindparam("b_trace_id"))
+            .where(spans.c.span_id == bindparam("b_span_id"))
+            .values({c: bindparam(c) for c in cols})
+        )
+        conn.execute(
+            stmt,
+            [{**r, "b_trace_id": r["trace_id"], "b_span_id": r["span_id"]} for r in changed_rows],
+        )
+    touched = {r["session_id"] for r in new_rows + changed_rows}
+    return touched, len(new_rows) + len(changed_rows)
+
+
+def _resolve_trace_sessions(conn: Connection, batch: Iterable[dict[str, Any]]) -> None:
+    """Give trace-id-fallback spans the session their trace already has in the store, and
+    move earlier fallback spans of a trace to the session a new span names."""
+    fallback = {s["trace_id"] for s in batch if s["session_id"] == s["trace_id"]}
+    named = {s["trace_id"]: s["session_id"] for s in batch if s["session_id"] != s["trace_id"]}
+    if fallback:
+        for ids in _chunks(sorted(fallback)):
+            query = select(spans.c.trace_id, spans.c.session_id).where(
+                spans.c.trace_id.in_(ids), spans.c.session_id != spans.c.trace_id
+            )
+            known = dict(conn.execute(query.distinct()).all())
+            for span in batch:
+                if span["session_id"] == span["trace_id"] and span["trace_id"] in known:
+                    span["session_id"] = known[span["trace_id"]]
+    stale: set[str] = set()
+    for ids in _chunks(sorted(named)):
+        query = select(spans.c.trace_id).where(
+            spans.c.trace_id.in_(ids), spans.c.session_id == spans.c.trace_id
+        )
+        stale.update(conn.execute(query.distinct()).scalars())
+    for trace_id in sorted(stale):
+        conn.execute(
+            update(spans)
+            .where(spans.c.trace_id == trace_id, spans.c.session_id == trace_id)
+            .values(session_id=named[trace_id])
+        )
+        conn.execute(
+            delete(sessions).where(sessions.c.session_id == trace_id, sessions.c.origin == "otlp")
+        )
+
+
+def load_spans(conn: Connection, session_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every stored span of the given sessions, grouped by session id."""
+    cols = [c for c in spans.columns if c.name not in ("span_hash", "received_at")]
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for ids in _chunks(sorted(session_ids)):
+        for row in conn.execute(select(*cols).where(spans.c.session_id.in_(ids))).mappings():
+            grouped.setdefault(row["session_id"], []).append(dict(row))
+    return grouped
