@@ -36,6 +36,7 @@ def cli(ctx: click.Context, db_option: str | None) -> None:
     if db_option is not None:
         url = db_option if "://" in db_option else f"sqlite:///{Path(db_option).resolve()}"
     ctx.obj = AppContext(database_url=url)
+    ctx.call_on_close(ctx.obj.close)
 
 
 cli.add_command(traces.ingest)
@@ -49,7 +50,7 @@ cli.add_command(demo.demo)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI. As a script it exits with the status; with ``argv`` it returns it."""
     try:
-        cli.main(args=argv, prog_name="tighten", standalone_mode=False)
+        returned = cli.main(args=argv, prog_name="tighten", standalone_mode=False)
     except TightenError as exc:
         click.echo(f"Error: {exc}", err=True)
         code = 1
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         code = 0
     else:
-        code = 0
+        # Without standalone mode, click returns the code of a raised Exit.
+        code = returned if isinstance(returned, int) else 0
     if argv is None:
         sys.exit(code)
     return code

@@ -30,6 +30,11 @@ class AppContext:
             self._store = open_store(self.settings(), migrate=migrate)
         return self._store
 
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
 
 pass_app = click.make_pass_decorator(AppContext, ensure=True)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (a stable shape).")

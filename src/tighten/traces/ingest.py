@@ -227,7 +227,7 @@ def ingest_stream(
                 progress()
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         # A truncated or corrupt compressed file: keep every whole record read before it.
-        batcher.add(Reject(f"input ends early or is corrupt: {exc}", None, "", source))
+        batcher.add(make_reject(f"input ends early or is corrupt: {exc}", None, b""))
     batcher.flush()
     return batcher.report
 
