@@ -27,7 +27,9 @@ def upgrade(app: AppContext, as_json: bool) -> None:
     elif before == after:
         console.print(f"The database is up to date (revision {after}, {store.dialect}).")
     else:
-        console.print(f"Upgraded the database from {before or 'empty'} to {after} ({store.dialect}).")
+        console.print(
+            f"Upgraded the database from {before or 'empty'} to {after} ({store.dialect})."
+        )
 
 
 @group.command()

@@ -12,6 +12,7 @@ from tighten.traces.query import list_rejects
 
 __all__ = ["group"]
 
+
 @click.group("rejects")
 def group() -> None:
     """Input records that were quarantined, with the reason."""

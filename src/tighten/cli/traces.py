@@ -96,7 +96,9 @@ def stats(app: AppContext, agent: str | None, as_json: bool) -> None:
 
 def render_stats(data: dict[str, Any]) -> None:
     rate = data["success_rate"]
-    known = f"{rate:.1%} of {data['with_outcome']} with a known outcome" if rate is not None else "—"
+    known = (
+        f"{rate:.1%} of {data['with_outcome']} with a known outcome" if rate is not None else "—"
+    )
     cost = data["cost_usd"]
     span = f"{fmt_time(data['first_started_at'])} → {fmt_time(data['last_started_at'])}"
     summary = Table.grid(padding=(0, 2))

@@ -159,7 +159,9 @@ artifacts = Table(
     Column("artifact_id", Integer, primary_key=True, autoincrement=True),
     Column("agent", NAME, ForeignKey("agents.name"), nullable=False),
     Column("name", NAME, nullable=False),
-    Column("kind", String(20), nullable=False, comment="prompt, playbook, soul, config, tool, code"),
+    Column(
+        "kind", String(20), nullable=False, comment="prompt, playbook, soul, config, tool, code"
+    ),
     Column("human_only", Boolean, nullable=False, default=False),
     Column("required_placeholders", JSON),
     Column("json_schema", JSON),
@@ -352,4 +354,3 @@ audit_events = Table(
     Column("reason", Text),
     Index(None, "entity_type", "entity_id"),
 )
-

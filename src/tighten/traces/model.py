@@ -74,6 +74,7 @@ class Session:
     attributes: dict[str, Any] = field(default_factory=dict)
     span_count: int = 0
     tool_calls: list[ToolCall] = field(default_factory=list)
+    _body: bytes | None = field(default=None, repr=False, compare=False)
 
     def finalize(self) -> Session:
         """Derive the tool calls from the transcript (when the format did not)."""
@@ -91,6 +92,12 @@ class Session:
         value = (self.outcome or {}).get("reward")
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
         return float(value) if is_number else None
+
+    def body_json(self) -> bytes:
+        """The transcript as JSON, serialized once and shared by the hash and the store."""
+        if self._body is None:
+            self._body = orjson.dumps(self.messages, option=orjson.OPT_NON_STR_KEYS)
+        return self._body
 
     def content_hash(self) -> str:
         """A hash of everything that was ingested, so a re-ingest of the same data is
@@ -113,10 +120,12 @@ class Session:
             self.artifact_versions,
             self.attributes,
             self.span_count,
-            self.messages,
         )
-        raw = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-        return hashlib.sha256(raw).hexdigest()
+        digest = hashlib.sha256(
+            orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        )
+        digest.update(self.body_json())
+        return digest.hexdigest()
 
 
 @dataclass(slots=True, frozen=True)
@@ -137,7 +146,7 @@ def link_tool_calls(messages: list[dict[str, Any]]) -> list[ToolCall]:
     pending: list[ToolCall] = []
     for index, msg in enumerate(messages):
         role = msg["role"]
-        if role == "assistant" and "tool_calls" in msg:
+        if role == "assistant" and msg.get("tool_calls"):
             for tc in msg["tool_calls"]:
                 call = ToolCall(tc["name"], tc["arguments"], index, tc.get("id"))
                 calls.append(call)

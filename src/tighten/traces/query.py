@@ -131,21 +131,27 @@ def list_rejects(
 def stats(conn: Connection, *, agent: str | None = None, top: int = 10) -> dict[str, Any]:
     """Totals over the stored sessions: counts, outcomes, tokens, cost and the tools used."""
     where = [] if agent is None else [sessions.c.agent == agent]
-    totals = conn.execute(
-        select(
-            func.count().label("sessions"),
-            func.count(func.distinct(sessions.c.agent)).label("agents"),
-            func.coalesce(func.sum(sessions.c.message_count), 0).label("messages"),
-            func.coalesce(func.sum(sessions.c.tool_call_count), 0).label("tool_calls"),
-            func.coalesce(func.sum(sessions.c.tool_error_count), 0).label("tool_errors"),
-            func.count(sessions.c.outcome_success).label("with_outcome"),
-            func.sum(case((sessions.c.outcome_success.is_(True), 1), else_=0)).label("successes"),
-            func.sum(sessions.c.total_tokens).label("total_tokens"),
-            func.sum(sessions.c.cost_usd).label("cost_usd"),
-            func.min(sessions.c.started_at).label("first_started_at"),
-            func.max(sessions.c.started_at).label("last_started_at"),
-        ).where(*where)
-    ).mappings().one()
+    totals = (
+        conn.execute(
+            select(
+                func.count().label("sessions"),
+                func.count(func.distinct(sessions.c.agent)).label("agents"),
+                func.coalesce(func.sum(sessions.c.message_count), 0).label("messages"),
+                func.coalesce(func.sum(sessions.c.tool_call_count), 0).label("tool_calls"),
+                func.coalesce(func.sum(sessions.c.tool_error_count), 0).label("tool_errors"),
+                func.count(sessions.c.outcome_success).label("with_outcome"),
+                func.sum(case((sessions.c.outcome_success.is_(True), 1), else_=0)).label(
+                    "successes"
+                ),
+                func.sum(sessions.c.total_tokens).label("total_tokens"),
+                func.sum(sessions.c.cost_usd).label("cost_usd"),
+                func.min(sessions.c.started_at).label("first_started_at"),
+                func.max(sessions.c.started_at).label("last_started_at"),
+            ).where(*where)
+        )
+        .mappings()
+        .one()
+    )
     result = _row(totals)
     result["successes"] = int(result["successes"] or 0)
     known = result["with_outcome"]
@@ -174,8 +180,4 @@ def _tool_stats(conn: Connection, agent: str | None, top: int) -> list[dict[str,
             sessions,
             and_(sessions.c.session_id == tool_calls.c.session_id, sessions.c.agent == agent),
         )
-    return [
-        {**dict(r), "errors": int(r["errors"] or 0)} for r in conn.execute(query).mappings()
-    ]
-
-
+    return [{**dict(r), "errors": int(r["errors"] or 0)} for r in conn.execute(query).mappings()]

@@ -7,13 +7,24 @@ at all.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, bindparam, delete, select, tuple_, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    DateTime,
+    Table,
+    bindparam,
+    delete,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tighten.store.schema import agents, messages, rejects, sessions, spans, tool_calls
@@ -34,6 +45,66 @@ class WriteCounts:
         self.accepted += other.accepted
         self.updated += other.updated
         self.unchanged += other.unchanged
+
+
+def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT many rows through the driver's executemany, skipping SQLAlchemy's per-row
+    parameter processing (the hot path of ingest). Values are converted here the way the
+    column types would: JSON to text, times to each dialect's form, booleans for SQLite."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    sqlite_dialect = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite_dialect else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(mark for _ in columns)})"
+    )
+    convert = [
+        (i, f)
+        for i, c in enumerate(columns)
+        if (f := _converter(table.c[c].type, sqlite_dialect)) is not None
+    ]
+    params: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = list(row.values())
+        for i, f in convert:
+            if values[i] is not None:
+                values[i] = f(values[i])
+        params.append(tuple(values))
+    conn.exec_driver_sql(sql, params)
+
+
+def _converter(kind: Any, sqlite_dialect: bool) -> Callable[[Any], Any] | None:
+    if isinstance(kind, JSON):
+        return _json_text
+    if isinstance(kind, DateTime) and sqlite_dialect:
+        return _sqlite_time
+    if isinstance(kind, Boolean) and sqlite_dialect:
+        return int
+    return None
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, RawJson):
+        return value.text
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class RawJson:
+    """JSON already serialized (a session body), passed through as is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, data: bytes) -> None:
+        self.text = data.decode()
+
+
+def _sqlite_time(value: datetime) -> str:
+    """SQLAlchemy's SQLite DateTime storage format (UTC, no offset)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def insert_ignore(conn: Connection, table: Table) -> Any:
@@ -132,20 +203,21 @@ def write_sessions(conn: Connection, batch: Iterable[Session], now: datetime) ->
             .values({c: bindparam(c) for c in SESSION_COLUMNS})
         )
         conn.execute(stmt, [{**r, "b_session_id": r["session_id"]} for r in changed_rows])
-    if new_rows:
-        conn.execute(sessions.insert(), new_rows)
+    bulk_insert(conn, sessions, new_rows)
     written = [by_id[r["session_id"]] for r in new_rows + changed_rows]
-    if written:
-        conn.execute(
-            messages.insert(),
-            [
-                {"session_id": s.session_id, "message_count": len(s.messages), "body": s.messages}
-                for s in written
-            ],
-        )
-        tool_rows = [row for s in written for row in _tool_rows(s)]
-        if tool_rows:
-            conn.execute(tool_calls.insert(), tool_rows)
+    bulk_insert(
+        conn,
+        messages,
+        [
+            {
+                "session_id": s.session_id,
+                "message_count": len(s.messages),
+                "body": RawJson(s.body_json()),
+            }
+            for s in written
+        ],
+    )
+    bulk_insert(conn, tool_calls, [row for s in written for row in _tool_rows(s)])
     counts.accepted = len(new_rows)
     counts.updated = len(changed_rows)
     return counts
@@ -183,7 +255,9 @@ def _span_row(span: dict[str, Any], digest: str, now: datetime) -> dict[str, Any
     return row
 
 
-def write_spans(conn: Connection, batch: list[dict[str, Any]], now: datetime) -> tuple[set[str], int]:
+def write_spans(
+    conn: Connection, batch: list[dict[str, Any]], now: datetime
+) -> tuple[set[str], int]:
     """Store raw spans (idempotent by trace and span id) and return the session ids whose
     spans changed, plus the number of spans that were new or changed.
 
@@ -203,8 +277,7 @@ def write_spans(conn: Connection, batch: list[dict[str, Any]], now: datetime) ->
         if existing.get(key) == digest:
             continue
         (changed_rows if key in existing else new_rows).append(_span_row(span, digest, now))
-    if new_rows:
-        conn.execute(spans.insert(), new_rows)
+    bulk_insert(conn, spans, new_rows)
     if changed_rows:
         cols = [c.name for c in spans.columns if c.name not in ("trace_id", "span_id")]
         stmt = (

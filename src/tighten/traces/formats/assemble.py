@@ -268,7 +268,8 @@ def _model(spans: list[dict[str, Any]]) -> str | None:
 def _agent(spans: list[dict[str, Any]], context: ReadContext) -> str:
     if context.agent:
         return context.agent[:MAX_NAME]
-    for key, source in (("gen_ai.agent.name", attrs), ("service.name", _resource)):
+    keys = (("gen_ai.agent.name", attrs), ("agent.name", attrs), ("service.name", _resource))
+    for key, source in keys:
         for span in spans:
             value = source(span).get(key)
             if isinstance(value, str) and value.strip() and not value.startswith("unknown_service"):

@@ -116,7 +116,7 @@ def _genai_message(raw: Any) -> list[dict[str, Any]]:
     if text or acc.calls or acc.reasoning or acc.media or not out:
         msg: dict[str, Any] = {"role": role, "content": text}
         _add_optional(msg, acc, raw.get("name"))
-        out.insert(0, msg)
+        out.append(msg)  # after the tool results it carries, as Anthropic orders them
     return out
 
 

@@ -38,6 +38,8 @@ ROLE_ALIASES = {
 CANONICAL_KEYS = frozenset(
     {"role", "content", "name", "tool_call_id", "is_error", "error", "latency_ms", "timestamp"}
 )
+FAST_KEYS = frozenset({"role", "content", "name", "tool_call_id", "tool_calls"})
+FLAT_CALL_KEYS = frozenset({"id", "name", "arguments"})
 TOP_LEVEL = frozenset(
     {
         "session_id", "id", "agent", "source", "channel", "task_category", "model",
@@ -92,8 +94,11 @@ def parse_session(obj: Any, context: ReadContext) -> Session:
         raise RecordError(f"messages must be a list, got {_kind(raw_messages)}")
     messages = _system_prefix(obj.get("system"), context)
     limit = context.max_field_chars
-    for index, raw in enumerate(raw_messages):
-        _add_message(messages, raw, index, limit)
+    if not messages and _all_canonical(raw_messages, limit):
+        messages = raw_messages  # the common case: already canonical, kept as is
+    else:
+        for index, raw in enumerate(raw_messages):
+            _add_message(messages, raw, index, limit)
     usage = _dict(obj, "usage")
     outcome = obj.get("outcome")
     if outcome is not None and not isinstance(outcome, dict):
@@ -123,6 +128,39 @@ def parse_session(obj: Any, context: ReadContext) -> Session:
         artifact_versions={str(k): str(v) for k, v in versions.items()},
         attributes=extra,
     ).finalize()
+
+
+def _all_canonical(raw_messages: list[Any], limit: int) -> bool:
+    """True when every message is already in the canonical shape with text content and
+    flat tool calls, so nothing needs to be rebuilt. Any doubt returns False and the
+    message goes through the full normalizer, which explains what is wrong."""
+    roles, fast_keys, str_ = ROLES, FAST_KEYS, str
+    for raw in raw_messages:
+        if type(raw) is not dict or raw.get("role") not in roles:
+            return False
+        content = raw.get("content")
+        if type(content) is not str_ or len(content) > limit or not raw.keys() <= fast_keys:
+            return False
+        if len(raw) > 2:
+            for key in ("name", "tool_call_id"):
+                if key in raw and type(raw[key]) is not str_:
+                    return False
+            if "tool_calls" in raw and not _flat_calls(raw["tool_calls"]):
+                return False
+    return True
+
+
+def _flat_calls(calls: Any) -> bool:
+    if type(calls) is not list:
+        return False
+    for call in calls:
+        if type(call) is not dict or call.keys() != FLAT_CALL_KEYS:
+            return False
+        if type(call["name"]) is not str or not call["name"]:
+            return False
+        if type(call["arguments"]) is not str or type(call["id"]) not in (str, type(None)):
+            return False
+    return True
 
 
 def _add_message(out: list[dict[str, Any]], raw: Any, index: int, limit: int) -> None:
@@ -264,7 +302,9 @@ def _system_prefix(system: Any, context: ReadContext) -> list[dict[str, Any]]:
     if system is None:
         return []
     if isinstance(system, list):
-        system = "\n".join(str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in system)
+        system = "\n".join(
+            str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in system
+        )
     if not isinstance(system, str):
         raise RecordError(f"system must be text or a list of blocks, got {_kind(system)}")
     if len(system) > context.max_field_chars:

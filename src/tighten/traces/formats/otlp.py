@@ -65,11 +65,11 @@ class OtlpJson:
     def read(self, stream: BinaryIO, context: ReadContext) -> Iterator[Record]:
         lines = iter_lines(stream, context.max_record_bytes)
         pending: list[tuple[int, bytes | None, Any]] = []
-        for item in lines:
-            pending.append(item)
-            if item[1] is None or _is_json(item[1]):
-                break  # a whole request on one line: JSON Lines
-            if len(pending) == 2:
+        for number, line, reject in lines:
+            pending.append((number, line, reject))
+            if (line is None and len(pending) == 1) or (line is not None and _is_json(line)):
+                break  # a whole request on a line (or a first line too long): JSON Lines
+            if len(pending) == 2:  # two lines that are not JSON alone: one document
                 yield from _document(pending, stream, context)
                 return
         for number, line, reject in chain(pending, lines):
@@ -148,7 +148,7 @@ def _document(
     limit = context.max_record_bytes
     head = b"".join(line or b"" for _, line, _ in pending)
     data = head + _read_at_most(stream, limit + 1 - len(head))
-    if len(data) > limit:
+    if len(data) > limit or any(line is None for _, line, _ in pending):
         reason = f"JSON document is over the limit of {limit:,} bytes (max_record_bytes)"
         yield make_reject(reason, 1, data[:200])
         return
@@ -157,8 +157,7 @@ def _document(
     except orjson.JSONDecodeError as exc:
         yield make_reject(f"invalid JSON: {exc}", 1, data)
         return
-    for item in obj if isinstance(obj, list) else [obj]:
-        yield from request_records(item, None, data, context)
+    yield from _requests(obj, None, data, context)
 
 
 def _line_records(number: int, line: bytes, context: ReadContext) -> Iterator[Record]:
@@ -168,7 +167,13 @@ def _line_records(number: int, line: bytes, context: ReadContext) -> Iterator[Re
         reason = "invalid UTF-8" if "utf-8" in str(exc).lower() else f"invalid JSON: {exc}"
         yield make_reject(reason, number, line)
         return
-    yield from request_records(obj, number, line, context)
+    yield from _requests(obj, number, line, context)
+
+
+def _requests(obj: Any, line: int | None, raw: bytes, context: ReadContext) -> Iterator[Record]:
+    """One export request, or a JSON list of them."""
+    for item in obj if isinstance(obj, list) else [obj]:
+        yield from request_records(item, line, raw, context)
 
 
 def _walk(resource_spans: list[Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any], Any]]:
@@ -198,11 +203,10 @@ def _span(
     parent = _get(raw, "parentSpanId", "parent_span_id")
     status = _dict(raw.get("status"))
     message = status.get("message")
-    events = raw.get("events")
     span: dict[str, Any] = {
         "trace_id": _id(_get(raw, "traceId", "trace_id"), 16, "traceId"),
         "span_id": _id(_get(raw, "spanId", "span_id"), 8, "spanId"),
-        "parent_span_id": _id(parent, 8, "parentSpanId") if parent else None,
+        "parent_span_id": _id(parent, 8, "parentSpanId", root=True) if parent else None,
         "name": _str(raw.get("name")) or "",
         "kind": _enum(raw.get("kind"), SPAN_KINDS, "SPAN_KIND_"),
         "start_time_unix_nano": _nanos(raw, "startTimeUnixNano", "start_time_unix_nano"),
@@ -210,9 +214,7 @@ def _span(
         "status_code": _enum(status.get("code"), STATUS_CODES, "STATUS_CODE_"),
         "status_message": message if isinstance(message, str) and message else None,
         "attributes": _attributes(raw.get("attributes")),
-        "events": [_event(e) for e in events if isinstance(e, dict)]
-        if isinstance(events, list)
-        else [],
+        "events": _events(raw.get("events")),
         "resource": resource,
         "scope": scope,
         "session_id": "",
@@ -246,8 +248,9 @@ def _inherit_sessions(spans: list[dict[str, Any]]) -> None:
             span["session_id"] = by_trace.get(span["trace_id"], span["trace_id"])
 
 
-def _id(value: Any, size: int, field: str) -> str:
-    """A trace or span id as lowercase hex, from hex (the OTLP JSON encoding) or base64."""
+def _id(value: Any, size: int, field: str, root: bool = False) -> str | None:
+    """A trace or span id as lowercase hex, from hex (the OTLP JSON encoding) or base64;
+    an all-zero parent id (``root``) means no parent."""
     if not isinstance(value, str) or not value.strip():
         raise RecordError(f"{field} is missing")
     text = value.strip()
@@ -264,6 +267,8 @@ def _id(value: Any, size: int, field: str) -> str:
             )
         ident = decoded.hex()
     if not ident.strip("0"):
+        if root:
+            return None
         raise RecordError(f"{field} is all zeros")
     return ident
 
@@ -329,6 +334,10 @@ def _number(value: Any, kind: type[int] | type[float]) -> int | float | None:
         return kind(value)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _events(value: Any) -> list[dict[str, Any]]:
+    return [_event(e) for e in value if isinstance(e, dict)] if isinstance(value, list) else []
 
 
 def _event(raw: dict[str, Any]) -> dict[str, Any]:
