@@ -37,7 +37,9 @@ def worker(kind: str, path: str, url: str) -> None:
     print(json.dumps({"elapsed_s": elapsed, "report": report.as_dict(), "peak_rss_mib": peak_mib}))
 
 
-def measure(kind: str, path: Path, url: str, units: int, unit: str, extra: dict[str, object]) -> None:
+def measure(
+    kind: str, path: Path, url: str, units: int, unit: str, extra: dict[str, object]
+) -> None:
     done = subprocess.run(
         [sys.executable, __file__, "--worker", kind, str(path), url],
         capture_output=True, text=True, check=True,

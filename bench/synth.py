@@ -9,10 +9,29 @@ import orjson
 
 __all__ = ["write_otlp_jsonl", "write_sessions"]
 
-WORDS = (
-    "flight booking refund seat baggage reservation customer please thanks policy change "
-    "cancel upgrade payment card gift certificate insurance passenger airport delay"
-).split()
+WORDS = [
+    "flight",
+    "booking",
+    "refund",
+    "seat",
+    "baggage",
+    "reservation",
+    "customer",
+    "please",
+    "thanks",
+    "policy",
+    "change",
+    "cancel",
+    "upgrade",
+    "payment",
+    "card",
+    "gift",
+    "certificate",
+    "insurance",
+    "passenger",
+    "airport",
+    "delay",
+]
 
 
 def _text(rng: random.Random, n: int) -> str:
@@ -29,7 +48,7 @@ def _session(i: int, rng: random.Random, messages: int) -> dict[str, object]:
             cid = f"call_{i}_{call}"
             msgs.append({"role": "assistant", "content": "", "tool_calls": [
                 {"id": cid, "name": rng.choice(("search", "book", "refund")),
-                 "arguments": '{"id": "%d"}' % call}]})  # fmt: skip
+                 "arguments": f'{{"id": "{call}"}}'}]})  # fmt: skip
             result = "Error: not found" if rng.random() < 0.1 else _text(rng, 20)
             msgs.append({"role": "tool", "content": result, "tool_call_id": cid})
         msgs.append({"role": "assistant", "content": _text(rng, 25)})

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.pg import PgServer, start_server
 from tighten.cli.app import main
 from tighten.config import Settings
 from tighten.store import Store, open_store
 from tighten.store.schema import metadata
-from tests.pg import PgServer, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "tau_bench_airline_gpt4o.jsonl.gz"
@@ -113,4 +113,4 @@ def cli(
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
 
-    yield run
+    return run

@@ -72,7 +72,9 @@ class PgServer:
 
     def stop(self) -> None:
         subprocess.run(
-            self._cmd(str(self.bin_dir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "immediate"),
+            self._cmd(
+                str(self.bin_dir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "immediate"
+            ),
             capture_output=True,
             check=False,
         )

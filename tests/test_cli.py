@@ -79,9 +79,11 @@ def test_unknown_session_and_bad_window_are_clear_errors(cli) -> None:  # type: 
 @pytest.mark.pristine
 def test_db_upgrade_and_status(cli) -> None:  # type: ignore[no-untyped-def]
     status = json.loads(cli("db status --json").out)
-    assert status["revision"] is None and status["up_to_date"] is False
+    assert status["revision"] is None
+    assert status["up_to_date"] is False
     upgraded = json.loads(cli("db upgrade --json").out)
-    assert upgraded["before"] is None and upgraded["after"] == status["head"]
+    assert upgraded["before"] is None
+    assert upgraded["after"] == status["head"]
     assert json.loads(cli("db status --json").out)["up_to_date"] is True
 
 
@@ -96,4 +98,5 @@ def test_python_dash_m_runs_the_cli() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tighten", "--help"], capture_output=True, text=True, check=True
     )
-    assert "ingest" in done.stdout and "sessions" in done.stdout
+    assert "ingest" in done.stdout
+    assert "sessions" in done.stdout

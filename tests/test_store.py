@@ -60,9 +60,13 @@ def test_audit_event_rolls_back_with_its_transaction(store: Store) -> None:
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom), store.begin() as conn:
-        record(conn, actor="owner", action="deploy", entity_type="artifact", entity_id="x")
-        raise Boom
+    def failing_change() -> None:
+        with store.begin() as conn:
+            record(conn, actor="owner", action="deploy", entity_type="artifact", entity_id="x")
+            raise Boom
+
+    with pytest.raises(Boom):
+        failing_change()
     with store.begin() as conn:
         record(
             conn,
@@ -84,5 +88,5 @@ def test_audit_event_rolls_back_with_its_transaction(store: Store) -> None:
 
 def test_unreachable_postgres_is_one_clear_error() -> None:
     settings = Settings.load(database_url="postgresql://nobody@127.0.0.1:1/none")
-    with pytest.raises(StoreError, match="Cannot open the database|Database error"):
+    with pytest.raises(StoreError, match=r"Cannot open the database|Database error"):
         open_store(settings)

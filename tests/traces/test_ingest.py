@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from tests.conftest import EXAMPLE
 from tighten.config import Settings
 from tighten.store import Store
 from tighten.store.schema import messages, rejects, sessions, tool_calls
 from tighten.traces.ingest import ingest_paths, ingest_sessions
 from tighten.traces.query import get_session
-from tests.conftest import EXAMPLE
 
 
 def count(store: Store, table) -> int:  # type: ignore[no-untyped-def]
@@ -43,7 +43,12 @@ def session_line(session_id: str, **extra: object) -> dict[str, object]:
                 "content": "",
                 "tool_calls": [{"id": "c1", "name": "search", "arguments": '{"to": "NYC"}'}],
             },
-            {"role": "tool", "content": "Error: no flights", "tool_call_id": "c1", "name": "search"},
+            {
+                "role": "tool",
+                "content": "Error: no flights",
+                "tool_call_id": "c1",
+                "name": "search",
+            },
             {"role": "assistant", "content": "Sorry, nothing found."},
         ],
         **extra,
@@ -58,7 +63,9 @@ def write_jsonl(path: Path, lines: list[object]) -> Path:
     return path
 
 
-def test_example_ingested_twice_keeps_one_session_per_line(store: Store, settings: Settings) -> None:
+def test_example_ingested_twice_keeps_one_session_per_line(
+    store: Store, settings: Settings
+) -> None:
     lines = example_lines()
     first = ingest_paths(store, [EXAMPLE], settings=settings)
     assert (first.accepted, first.updated, first.rejected) == (lines, 0, 0)
@@ -115,7 +122,8 @@ def test_bad_lines_are_quarantined_and_good_ones_kept(
     assert set(bad) == {2, 4, 5, 6, 7}
     assert "invalid JSON" in bad[2]
     assert "messages must be a list, got a number" in bad[4]
-    assert "over the limit" in bad[5] and "max_record_bytes" in bad[5]
+    assert "over the limit" in bad[5]
+    assert "max_record_bytes" in bad[5]
     assert "UTF-8" in bad[6]
     assert "missing session_id" in bad[7]
 
@@ -140,7 +148,9 @@ def test_oversized_field_is_rejected_with_its_name(
     assert "messages[0].content is 101 characters" in report.reject_samples[0][2]
 
 
-def test_fuller_copy_of_a_session_updates_it(store: Store, settings: Settings, tmp_path: Path) -> None:
+def test_fuller_copy_of_a_session_updates_it(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
     short = session_line("s1")
     longer = session_line("s1")
     longer["messages"].append({"role": "user", "content": "thanks!"})  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ twice changes nothing.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import sys
@@ -96,7 +97,7 @@ def detect_format(head: bytes) -> TraceFormat | None:
 
 
 @contextmanager
-def _open(path: str) -> Iterator[tuple[io.BufferedReader, BinaryIO]]:
+def _open(path: str) -> Iterator[tuple[io.BufferedReader[Any], BinaryIO]]:
     """Open a path (or ``-`` for standard input), transparently un-gzipping it. Yields the
     readable stream and the raw file (whose position measures progress)."""
     if path == "-":
@@ -107,10 +108,10 @@ def _open(path: str) -> Iterator[tuple[io.BufferedReader, BinaryIO]]:
         except OSError as exc:
             raise InputError(f"Cannot read {path}: {exc.strerror}.") from None
     try:
-        buffered = io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[arg-type]
+        buffered: io.BufferedReader[Any] = io.BufferedReader(raw, buffer_size=1 << 20)
         if buffered.peek(2)[:2] == b"\x1f\x8b":
             unzipped = gzip.GzipFile(fileobj=buffered, mode="rb")
-            yield io.BufferedReader(unzipped, buffer_size=1 << 20), raw  # type: ignore[arg-type]
+            yield io.BufferedReader(unzipped, buffer_size=1 << 20), raw
         else:
             yield buffered, raw
     finally:
@@ -118,7 +119,7 @@ def _open(path: str) -> Iterator[tuple[io.BufferedReader, BinaryIO]]:
             raw.close()
 
 
-def _head(stream: io.BufferedReader) -> bytes:
+def _head(stream: io.BufferedReader[Any]) -> bytes:
     head = stream.peek(HEAD_BYTES)
     while len(head) < HEAD_BYTES:  # peek returns at most one buffer refill
         more = stream.peek(len(head) + 1)
@@ -144,7 +145,7 @@ class _Batcher:
         if isinstance(rec, SessionRecord):
             self.sessions.append(rec.session)
         elif isinstance(rec, SpanRecord):
-            self.spans.extend(rec.spans)  # type: ignore[arg-type]
+            self.spans.extend(rec.spans)
         else:
             self.rejects.append(rec)
             if len(self.report.reject_samples) < 20:
@@ -195,7 +196,7 @@ def _assemble(grouped: dict[str, list[dict[str, Any]]], context: ReadContext) ->
 
 def ingest_stream(
     store: Store,
-    stream: io.BufferedReader,
+    stream: io.BufferedReader[Any],
     *,
     source: str,
     settings: Settings,
@@ -248,11 +249,7 @@ def ingest_paths(
         with _open(path) as (stream, raw):
             tick = None
             if on_progress is not None and path != "-":
-                callback = on_progress
-
-                def tick(p: str = path, r: BinaryIO = raw, n: int | None = size) -> None:
-                    callback(p, r.tell(), n)
-
+                tick = functools.partial(_report_progress, on_progress, path, raw, size)
             report = ingest_stream(
                 store, stream, source=path, settings=settings, agent=agent, progress=tick
             )
@@ -285,6 +282,12 @@ def ingest_sessions(
             batcher.add(make_reject(str(exc), number, repr(obj)[:1000]))
     batcher.flush()
     return batcher.report
+
+
+def _report_progress(
+    callback: Callable[[str, int, int | None], None], path: str, raw: BinaryIO, size: int | None
+) -> None:
+    callback(path, raw.tell(), size)
 
 
 def _merge(total: IngestReport, part: IngestReport) -> None:

@@ -91,7 +91,7 @@ class Session:
     def outcome_reward(self) -> float | None:
         value = (self.outcome or {}).get("reward")
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        return float(value) if is_number else None
+        return float(value) if is_number and value is not None else None
 
     def body_json(self) -> bytes:
         """The transcript as JSON, serialized once and shared by the hash and the store."""
@@ -154,9 +154,10 @@ def link_tool_calls(messages: list[dict[str, Any]]) -> list[ToolCall]:
                 if call.call_id:
                     by_id[call.call_id] = call
         elif role == "tool":
-            call = _match(msg, by_id, pending)
-            if call is None:
+            matched = _match(msg, by_id, pending)
+            if matched is None:
                 continue
+            call = matched
             pending.remove(call)
             call.result = msg["content"]
             call.error = msg.get("error")

@@ -271,7 +271,8 @@ def write_spans(
         query = select(spans.c.trace_id, spans.c.span_id, spans.c.span_hash)
         query = query.where(tuple_(spans.c.trace_id, spans.c.span_id).in_(keys))
         existing.update({(t, s): h for t, s, h in conn.execute(query).all()})
-    new_rows, changed_rows = [], []
+    new_rows: list[dict[str, Any]] = []
+    changed_rows: list[dict[str, Any]] = []
     for key, span in by_key.items():
         digest = span_hash(span)
         if existing.get(key) == digest:

@@ -270,7 +270,8 @@ def _tool_call(raw: Any, index: int, position: int) -> dict[str, Any]:
     where = f"messages[{index}].tool_calls[{position}]"
     if not isinstance(raw, dict):
         raise RecordError(f"{where} must be an object, got {_kind(raw)}")
-    fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+    inner = raw.get("function")
+    fn: dict[str, Any] = inner if isinstance(inner, dict) else raw
     name = fn.get("name")
     if not isinstance(name, str) or not name:
         raise RecordError(f"{where} has no name")
