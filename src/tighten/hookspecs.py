@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from tighten.signals.model import Detector, WindowDetector
     from tighten.traces.formats.base import TraceFormat
 
 __all__ = ["hookimpl", "hookspec"]
@@ -26,3 +27,12 @@ def register_trace_formats() -> list[TraceFormat]:  # type: ignore[empty-body]
     ``read(stream, context)``) that ``tighten ingest`` can detect and read. Formats are
     tried by their ``priority`` (lower first); the first whose ``sniff`` accepts the
     beginning of the input reads it."""
+
+
+@hookspec
+def register_detectors() -> list[Detector | WindowDetector]:  # type: ignore[empty-body]
+    """Return detectors: objects with a unique ``name`` and either
+    ``detect(session, context)`` (per session) or ``detect_window(agent, sessions,
+    context)`` (over an agent's window). See :mod:`tighten.signals.model` for the
+    contracts. A detector whose ``name`` repeats an earlier one replaces it, so a plugin
+    can override a built-in."""
