@@ -27,7 +27,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the user's ~/.tighten or environment settings."""
     for key in list(os.environ):
-        if key.startswith("TIGHTEN_"):
+        if key.startswith("TIGHTEN_") and key != "TIGHTEN_UPDATE_GOLDEN":
             monkeypatch.delenv(key)
     monkeypatch.setenv("TIGHTEN_HOME", str(tmp_path / "home"))
 

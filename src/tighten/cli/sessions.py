@@ -35,6 +35,15 @@ def _outcome(row: dict[str, Any]) -> str:
 @click.option("--since", help="Start of the window: 7d, 24h, or an ISO date.")
 @click.option("--until", help="End of the window (exclusive), same forms.")
 @click.option("--outcome", type=click.Choice(["success", "failure", "unknown"]))
+@click.option(
+    "--sort",
+    "order",
+    type=click.Choice(["recent", "friction"]),
+    default="recent",
+    show_default=True,
+    help="Newest first, or highest friction score first.",
+)
+@click.option("--min-friction", type=click.FloatRange(0, 1), help="Only scores at least this.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many (paging).")
 @json_option
@@ -45,11 +54,13 @@ def list_(
     since: str | None,
     until: str | None,
     outcome: str | None,
+    order: str,
+    min_friction: float | None,
     limit: int,
     offset: int,
     as_json: bool,
 ) -> None:
-    """Sessions, newest first."""
+    """Sessions, newest first (or by friction), with their friction score once analysed."""
     with app.store().connect() as conn:
         rows = list_sessions(
             conn,
@@ -57,6 +68,8 @@ def list_(
             since=parse_since(since),
             until=parse_since(until),
             outcome=outcome,
+            order=order,
+            min_friction=min_friction,
             limit=limit,
             offset=offset,
         )
@@ -66,24 +79,29 @@ def list_(
     if not rows:
         console.print("No sessions match. Ingest some with `tighten ingest FILE`.")
         return
-    table = Table()
-    table.add_column("session", no_wrap=True)
-    table.add_column("agent", max_width=24, no_wrap=True, overflow="ellipsis")
-    table.add_column("started", no_wrap=True)
-    for col in ("msgs", "tools", "errors", "tokens"):
-        table.add_column(col, justify="right")
-    table.add_column("outcome")
+    agents = {r["agent"] for r in rows}
+    table = Table(caption=f"agent: {escape(rows[0]['agent'])}" if len(agents) == 1 else None)
+    table.add_column("session", overflow="fold", min_width=12)
+    if len(agents) > 1:
+        table.add_column("agent", max_width=16, no_wrap=True, overflow="ellipsis")
+    table.add_column("started", no_wrap=True, min_width=7)
+    table.add_column("msgs", justify="right", no_wrap=True)
+    table.add_column("tools (err)", justify="right", no_wrap=True)
+    table.add_column("friction", justify="right", no_wrap=True)
+    table.add_column("outcome", no_wrap=True, min_width=7)
     for r in rows:
-        table.add_row(
-            escape(r["session_id"]),
-            escape(r["agent"][:40]),
-            fmt_time(r["started_at"]),
+        cells = [escape(r["session_id"])]
+        if len(agents) > 1:
+            cells.append(escape(r["agent"]))
+        errors = f" ({r['tool_error_count']})" if r["tool_error_count"] else ""
+        cells += [
+            r["started_at"].strftime("%m-%d %H:%M") if r["started_at"] else "—",
             str(r["message_count"]),
-            str(r["tool_call_count"]),
-            str(r["tool_error_count"]),
-            str(r["total_tokens"] or "—"),
+            f"{r['tool_call_count']}{errors}",
+            "—" if r["friction_score"] is None else f"{r['friction_score']:.2f}",
             _outcome(r),
-        )
+        ]
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -102,8 +120,13 @@ def show(app: AppContext, session_id: str, full: bool, as_json: bool) -> None:
         print_json(session)
         return
     _header(session)
+    marks: dict[int, list[str]] = {}
+    for sig in session["signals"]:
+        for index in sig["evidence"] or ():
+            marks.setdefault(index, []).append(sig["type"])
     for index, msg in enumerate(session["messages"]):
-        _message(index, msg, full)
+        _message(index, msg, full, marks.get(index, []))
+    _signals_footer(session)
 
 
 def _header(s: dict[str, Any]) -> None:
@@ -131,7 +154,21 @@ def _header(s: dict[str, Any]) -> None:
 STYLE = {"system": "magenta", "user": "cyan", "assistant": "green", "tool": "yellow"}
 
 
-def _message(index: int, msg: dict[str, Any], full: bool) -> None:
+def _signals_footer(s: dict[str, Any]) -> None:
+    if s["metrics"] is None:
+        console.print("[dim]Not analysed yet: run `tighten detect`.[/]")
+        return
+    console.rule()
+    console.print(f"friction score: {s['metrics']['friction_score']:.2f}")
+    for sig in s["signals"]:
+        color = "red" if sig["polarity"] == "friction" else "green"
+        console.print(
+            f"[{color}]{escape(sig['type'])}[/] ({sig['severity']:.2f}) "
+            f"{escape(sig['description'])}"
+        )
+
+
+def _message(index: int, msg: dict[str, Any], full: bool, marks: list[str]) -> None:
     role = msg["role"]
     who = f"{role} ({msg['name']})" if msg.get("name") else role
     flags = ""
@@ -141,6 +178,8 @@ def _message(index: int, msg: dict[str, Any], full: bool) -> None:
         flags += f" [dim]{msg['latency_ms']:.0f} ms[/]"
     if msg.get("media"):
         flags += f" [dim]media: {escape(', '.join(msg['media']))}[/]"
+    if marks:
+        flags += " [red]◀ " + escape(", ".join(sorted(set(marks)))) + "[/]"
     console.print(f"[bold {STYLE[role]}][{index}] {escape(who)}[/]{flags}")
     text = msg["content"]
     if msg.get("error") and msg["error"] not in text:

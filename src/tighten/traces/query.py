@@ -9,10 +9,19 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, desc, func, select
 
 from tighten.errors import InputError
-from tighten.store.schema import messages, rejects, sessions, spans, tool_calls
+from tighten.store.schema import (
+    messages,
+    rejects,
+    session_metrics,
+    sessions,
+    signals,
+    spans,
+    tool_calls,
+)
 
 __all__ = [
     "get_session",
+    "list_signals",
     "list_rejects",
     "list_sessions",
     "parse_since",
@@ -76,12 +85,22 @@ def list_sessions(
     since: datetime | None = None,
     until: datetime | None = None,
     outcome: str | None = None,
+    order: str = "recent",
+    min_friction: float | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Sessions, newest first. ``outcome`` is ``success``, ``failure`` or ``unknown``."""
+    """Sessions, newest first (``order="friction"``: highest friction score first).
+    ``outcome`` is ``success``, ``failure`` or ``unknown``. Each row carries the
+    session's ``friction_score`` and ``signal_types`` once ``tighten detect`` ran."""
     when = func.coalesce(sessions.c.started_at, sessions.c.ingested_at)
-    query = select(*(sessions.c[c] for c in LIST_COLUMNS))
+    query = select(
+        *(sessions.c[c] for c in LIST_COLUMNS),
+        session_metrics.c.friction_score,
+        session_metrics.c.signal_types,
+    ).outerjoin(session_metrics, session_metrics.c.session_id == sessions.c.session_id)
+    if min_friction is not None:
+        query = query.where(session_metrics.c.friction_score >= min_friction)
     if agent is not None:
         query = query.where(sessions.c.agent == agent)
     if since is not None:
@@ -97,12 +116,20 @@ def list_sessions(
         if outcome not in conditions:
             raise InputError(f"Unknown outcome {outcome!r}: use success, failure or unknown.")
         query = query.where(conditions[outcome])
-    query = query.order_by(desc(when), sessions.c.session_id).limit(limit).offset(offset)
+    if order == "friction":
+        score = func.coalesce(session_metrics.c.friction_score, -1.0)
+        query = query.order_by(desc(score), sessions.c.session_id)
+    elif order == "recent":
+        query = query.order_by(desc(when), sessions.c.session_id)
+    else:
+        raise InputError(f"Unknown order {order!r}: use recent or friction.")
+    query = query.limit(limit).offset(offset)
     return [_row(r) for r in conn.execute(query).mappings()]
 
 
 def get_session(conn: Connection, session_id: str) -> dict[str, Any] | None:
-    """One session with its transcript (``messages``) and joined ``tool_calls``."""
+    """One session with its transcript (``messages``), joined ``tool_calls``, and — once
+    analysed — its ``metrics`` and ``signals``."""
     row = conn.execute(select(sessions).where(sessions.c.session_id == session_id)).mappings()
     found = row.first()
     if found is None:
@@ -110,6 +137,21 @@ def get_session(conn: Connection, session_id: str) -> dict[str, Any] | None:
     result = _row(found)
     body = conn.execute(select(messages.c.body).where(messages.c.session_id == session_id))
     result["messages"] = body.scalar() or []
+    metrics = (
+        conn.execute(select(session_metrics).where(session_metrics.c.session_id == session_id))
+        .mappings()
+        .first()
+    )
+    result["metrics"] = (
+        {k: _utc(v) for k, v in metrics.items() if k not in ("session_id", "agent")}
+        if metrics
+        else None
+    )
+    found = select(signals).where(signals.c.session_id == session_id)
+    result["signals"] = [
+        {k: _utc(v) for k, v in r.items() if k not in ("session_id", "sessions", "scope")}
+        for r in conn.execute(found.order_by(signals.c.signal_id)).mappings()
+    ]
     calls = select(tool_calls).where(tool_calls.c.session_id == session_id)
     result["tool_calls"] = [
         {k: v for k, v in _row(r).items() if k != "session_id"}
@@ -181,3 +223,28 @@ def _tool_stats(conn: Connection, agent: str | None, top: int) -> list[dict[str,
             and_(sessions.c.session_id == tool_calls.c.session_id, sessions.c.agent == agent),
         )
     return [{**dict(r), "errors": int(r["errors"] or 0)} for r in conn.execute(query).mappings()]
+
+
+def list_signals(
+    conn: Connection,
+    *,
+    type_: str | None = None,
+    agent: str | None = None,
+    session_id: str | None = None,
+    scope: str | None = None,
+    polarity: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Signals, most severe first."""
+    query = select(signals)
+    for column, value in (
+        (signals.c.type, type_),
+        (signals.c.agent, agent),
+        (signals.c.session_id, session_id),
+        (signals.c.scope, scope),
+        (signals.c.polarity, polarity),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    query = query.order_by(desc(signals.c.severity), signals.c.signal_id).limit(limit)
+    return [_row(r) for r in conn.execute(query).mappings()]

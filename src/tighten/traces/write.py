@@ -22,7 +22,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -266,11 +265,7 @@ def write_spans(
     """
     by_key = {(s["trace_id"], s["span_id"]): s for s in batch}
     _resolve_trace_sessions(conn, by_key.values())
-    existing: dict[tuple[str, str], str] = {}
-    for keys in _chunks(list(by_key)):
-        query = select(spans.c.trace_id, spans.c.span_id, spans.c.span_hash)
-        query = query.where(tuple_(spans.c.trace_id, spans.c.span_id).in_(keys))
-        existing.update({(t, s): h for t, s, h in conn.execute(query).all()})
+    existing = _stored_hashes(conn, by_key)
     new_rows: list[dict[str, Any]] = []
     changed_rows: list[dict[str, Any]] = []
     for key, span in by_key.items():
@@ -293,6 +288,20 @@ def write_spans(
         )
     touched = {r["session_id"] for r in new_rows + changed_rows}
     return touched, len(new_rows) + len(changed_rows)
+
+
+def _stored_hashes(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The stored hash of each span key that is in the store. Looked up by trace id (the
+    leading column of the primary key): a row-value ``IN`` list makes SQLite scan the
+    whole table, which made every batch slower than the last."""
+    wanted = set(keys)
+    found: dict[tuple[str, str], str] = {}
+    query = select(spans.c.trace_id, spans.c.span_id, spans.c.span_hash)
+    for ids in _chunks(sorted({trace_id for trace_id, _ in wanted})):
+        for trace_id, span_id, digest in conn.execute(query.where(spans.c.trace_id.in_(ids))):
+            if (trace_id, span_id) in wanted:
+                found[trace_id, span_id] = digest
+    return found
 
 
 def _resolve_trace_sessions(conn: Connection, batch: Iterable[dict[str, Any]]) -> None:
