@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from tighten import __version__
-from tighten.cli import db, demo, rejects, sessions, signals, traces
+from tighten.cli import analysis, db, demo, rejects, sessions, signals, traces
 from tighten.cli.context import AppContext
 from tighten.cli.output import err_console
 from tighten.errors import TightenError
@@ -43,6 +43,9 @@ cli.add_command(traces.ingest)
 cli.add_command(traces.stats)
 cli.add_command(signals.detect)
 cli.add_command(signals.group)
+cli.add_command(analysis.calibrate)
+cli.add_command(analysis.postmortem)
+cli.add_command(analysis.eval_group)
 cli.add_command(sessions.group)
 cli.add_command(rejects.group)
 cli.add_command(db.group)
