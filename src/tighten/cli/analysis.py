@@ -119,7 +119,7 @@ def _render_eval(result: dict[str, Any]) -> None:
     for name, f in rows:
         table.add_row(
             name, f"{f['auroc']:.3f}", f"{f['average_precision']:.3f}",
-            f"{f['precision_top20']:.1%}", f"{f['lift_top20']:.2f}×",
+            f"{f['precision_top20']:.1%}", f"{f['lift_top20']:.2f}x",
         )  # fmt: skip
     console.print(table)
     detectors = Table(title="Signal firing rate", title_justify="left")

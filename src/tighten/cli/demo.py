@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 
 from tighten.cli.context import AppContext, pass_app
 from tighten.cli.output import console
+from tighten.cli.signals import render_detect
 from tighten.cli.traces import render_report, render_stats
 from tighten.errors import InputError
+from tighten.signals.detect import detect
 from tighten.traces.ingest import ingest_paths
-from tighten.traces.query import list_sessions
+from tighten.traces.query import list_sessions, list_signals
 from tighten.traces.query import stats as session_stats
 
 __all__ = ["demo"]
@@ -26,15 +29,32 @@ def demo(app: AppContext, paths: tuple[str, ...]) -> None:
     render_report(report)
     if not report.read_anything:
         raise InputError("The demo traces could not be read; is the examples/ folder there?")
-    console.rule("[bold]What the store holds")
     with store.connect() as conn:
         render_stats(session_stats(conn))
-        failures = list_sessions(conn, outcome="failure", limit=1000)
+    console.rule("[bold]2. detect[/] — friction and delight, per session")
+    render_detect(detect(store))
+    with store.connect() as conn:
+        worst = list_sessions(conn, order="friction", limit=3)
+        examples = {
+            kind: list_signals(conn, type_=kind, limit=1)
+            for kind in ("tool_failure_unrecovered", "error_loop", "unanswered_question",
+                         "escalation", "frustration", "satisfaction")
+        }  # fmt: skip
+    console.print("[bold]What some signals look like:[/]")
+    for kind, rows in examples.items():
+        if rows:
+            console.print(f"  [red]{kind}[/] — {escape(rows[0]['description'])}")
     console.rule("[bold]Next")
-    worst = max(failures, key=lambda r: r["tool_error_count"], default=None)
-    console.print(
-        f"{len(failures)} sessions ended in failure. Read one:\n"
-        + (f"  tighten sessions show {worst['session_id']}\n" if worst else "")
-        + "  tighten sessions list --outcome failure\n  tighten rejects list"
-    )
-    console.print(f"Database: {settings.resolved_database_url()}")
+    lines = ["Read the sessions most likely to have failed their user:"]
+    lines += [
+        f"  tighten sessions show {r['session_id']}   (friction {r['friction_score']:.2f})"
+        for r in worst
+        if r["friction_score"] is not None
+    ]
+    lines += [
+        "  tighten postmortem SESSION_ID        the decisive step and who took it",
+        "  tighten signals list --type tool_failure",
+        "  tighten eval detect FILE             how well friction ranks failures, on labelled data",
+    ]
+    console.print("\n".join(lines), markup=False)
+    console.print(f"Database: {settings.resolved_database_url()}", markup=False)
