@@ -41,6 +41,7 @@ format: $(DEV_STAMP)
 ## bench: slow measurements, one JSON line each
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/detect.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache
