@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -61,6 +61,44 @@ class Settings(BaseSettings):
         default=500,
         gt=0,
         description="Sessions written per transaction during ingest.",
+    )
+    llm_model: str | None = Field(
+        default=None,
+        description=(
+            "The LLM for the optional judge (and later the optimizers), e.g. "
+            "`openai:gpt-4.1-mini`, `anthropic:claude-sonnet-4-5`, `ollama:qwen3`, "
+            "`openai-compat:MODEL@http://host:8000/v1`. Unset: everything runs offline."
+        ),
+    )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible endpoint (overrides the default).",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "API key for the LLM provider; default: OPENAI_API_KEY or ANTHROPIC_API_KEY "
+            "from the environment."
+        ),
+    )
+    llm_timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one LLM request.")
+    llm_max_retries: int = Field(
+        default=3, ge=0, description="Retries of a rate-limited or failed LLM request."
+    )
+    judge_sample_rate: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Share of the sessions the rules did not flag that the judge also reads.",
+    )
+    judge_max_sessions: int = Field(
+        default=50, ge=0, description="Most sessions the judge reads in one run."
+    )
+    judge_max_tokens_per_session: int = Field(
+        default=6000, gt=0, description="Transcript budget per judged session (tokens, estimated)."
+    )
+    judge_max_cost_usd: float = Field(
+        default=1.0, ge=0, description="Most money one judge run may spend (USD)."
     )
 
     @field_validator("database_url")

@@ -97,8 +97,9 @@ def test_detect_stores_signals_metrics_and_scores(store: Store, settings: Settin
         a = get_session(conn, "a")
         window = conn.execute(select(signals).where(signals.c.scope == "window")).mappings().one()
     assert a is not None
-    assert [s["type"] for s in a["signals"] if s["detector"] == "test.sorry"] == ["apology"]
-    assert a["signals"][0]["evidence"] == [1]
+    mine = [s for s in a["signals"] if s["detector"] == "test.sorry"]
+    assert [s["type"] for s in mine] == ["apology"]
+    assert mine[0]["evidence"] == [1]
     assert a["metrics"]["message_count"] == 2
     assert window["sessions"] == ["a"]
     assert window["agent"] == "bot"

@@ -10,8 +10,12 @@ from rich.table import Table
 
 from tighten.cli.context import AppContext, json_option, pass_app
 from tighten.cli.output import console, print_json
-from tighten.signals.detect import DetectReport
+from tighten.config import Settings
+from tighten.errors import ConfigError
+from tighten.llm import resolve_provider
+from tighten.signals.detect import DetectReport, Judge
 from tighten.signals.detect import detect as run_detect
+from tighten.signals.judge import JudgeBudget
 from tighten.traces.query import list_sessions, list_signals, parse_since
 
 __all__ = ["detect", "group", "render_detect"]
@@ -22,6 +26,14 @@ __all__ = ["detect", "group", "render_detect"]
 @click.option("--since", help="Only sessions started after: 7d, 24h, or an ISO date.")
 @click.option("--full", is_flag=True, help="Re-analyse every session, not only new or changed.")
 @click.option("--limit", type=click.IntRange(min=1), help="Analyse at most this many sessions.")
+@click.option(
+    "--judge",
+    "use_judge",
+    is_flag=True,
+    help="Also let an LLM read the flagged sessions plus a sample (needs TIGHTEN_LLM_MODEL "
+    "or --judge-model), under the judge_* budget settings.",
+)
+@click.option("--judge-model", help="The judge's model, e.g. openai:gpt-4.1-mini or ollama:qwen3.")
 @json_option
 @pass_app
 def detect(
@@ -30,12 +42,17 @@ def detect(
     since: str | None,
     full: bool,
     limit: int | None,
+    use_judge: bool,
+    judge_model: str | None,
     as_json: bool,
 ) -> None:
     """Find friction and delight in sessions not analysed yet (or changed since), store
-    their signals, metrics and friction score. Rules only, offline."""
+    their signals, metrics and friction score. Rules only and offline unless --judge."""
     store = app.store()
-    report = run_detect(store, agent=agent, since=parse_since(since), full=full, limit=limit)
+    judge = _judge(app.settings(), judge_model) if use_judge or judge_model else None
+    report = run_detect(
+        store, agent=agent, since=parse_since(since), full=full, limit=limit, judge=judge
+    )
     if as_json:
         print_json(report.as_dict())
         return
@@ -45,11 +62,33 @@ def detect(
     _render_worst(worst)
 
 
+def _judge(settings: Settings, model: str | None) -> Judge:
+    spec = model or settings.llm_model
+    if not spec:
+        raise ConfigError(
+            "The judge needs a model: set TIGHTEN_LLM_MODEL (e.g. openai:gpt-4.1-mini) "
+            "or pass --judge-model."
+        )
+    budget = JudgeBudget(
+        max_sessions=settings.judge_max_sessions,
+        max_tokens_per_session=settings.judge_max_tokens_per_session,
+        max_cost_usd=settings.judge_max_cost_usd,
+    )
+    provider = resolve_provider(spec, settings)
+    return Judge(provider, spec, budget, settings.judge_sample_rate)
+
+
 def render_detect(report: DetectReport) -> None:
     console.print(
         f"Analysed {report.sessions} sessions in {report.seconds:.2f} s: "
         f"{report.signals} signals, {report.window_signals} across sessions."
     )
+    if report.judged or report.judge_errors:
+        console.print(
+            f"The judge read {report.judged} sessions ({report.judge_errors} failed): "
+            f"{report.judge_signals} signals, {report.judge_tokens} tokens, "
+            f"${report.judge_cost_usd:.4f}."
+        )
     if report.by_type:
         table = Table(title="Signals by type", title_justify="left")
         table.add_column("type")

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from tighten.errors import TightenError
 
@@ -30,6 +31,7 @@ __all__ = [
     "PRICES_PER_MTOK",
     "Completion",
     "CompletionRequest",
+    "HTTPProvider",
     "LLMError",
     "Provider",
     "RetryPolicy",
@@ -150,7 +152,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt + 1``: half fixed, half jitter."""
-        delay = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+        delay = min(self.max_backoff_s, self.backoff_s * 2.0**attempt)
         return delay / 2 + self.rng.uniform(0, delay / 2)
 
 
@@ -249,7 +251,8 @@ def _attempt(
     except httpx.TimeoutException:
         return _Failure(f"no answer from {url} within the timeout")
     except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-        return _Failure(f"cannot reach {url} ({type(exc).__name__}: {_one_line(str(exc), 80)})")
+        detail = f"{type(exc).__name__}: {_one_line(str(exc), 80)}"
+        return _Failure(f"cannot reach {url} ({detail}); is the server running?")
     except httpx.HTTPError as exc:
         raise LLMError(f"{service}: request to {url} failed: {_one_line(str(exc))}") from None
     status = response.status_code
@@ -266,3 +269,67 @@ def _attempt(
     if not isinstance(answer, dict):
         raise LLMError(f"{service}: {url} answered with something that is not a JSON object.")
     return answer
+
+
+class HTTPProvider:
+    """What the HTTP providers share: a lazily opened ``httpx`` client (closed by
+    :meth:`close` or ``with``), the timeout, the retry policy and the price."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str,
+        timeout_s: float,
+        retry: RetryPolicy | None,
+        price: tuple[float, float] | None,
+        service: str,
+        transport: httpx.BaseTransport | None,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.price = price if price is not None else price_of(model)
+        self.service = service
+        self._transport = transport
+        self._sleep = sleep
+        self._client: httpx.Client | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+    def _post(
+        self, path: str, headers: Mapping[str, str], body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(timeout=self.timeout_s, transport=self._transport)
+        return post_json(
+            self._client,
+            self.base_url + path,
+            headers=headers,
+            body=body,
+            service=self.service,
+            retry=self.retry,
+            sleep=self._sleep,
+        )
+
+    def close(self) -> None:
+        """Close the connections; the provider opens new ones if used again."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from tighten.llm.base import (
     Completion,
     CompletionRequest,
+    HTTPProvider,
     LLMError,
     RetryPolicy,
     cost_of,
     estimate_tokens,
-    post_json,
-    price_of,
 )
 
 if TYPE_CHECKING:
@@ -28,14 +26,15 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(HTTPProvider):
     """A model behind an OpenAI-compatible chat completions endpoint.
 
     ``api_key`` is sent as a Bearer token when given (local servers need none).
     ``max_tokens_param`` is ``max_completion_tokens`` for OpenAI itself (its reasoning
-    models reject ``max_tokens``) and ``max_tokens`` for the compatible servers. ``price``
-    overrides the built-in price table (USD per million input and output tokens; ``(0,
-    0)`` for a local server). ``transport`` is an ``httpx`` transport for tests."""
+    models reject ``max_tokens``) and ``max_tokens`` for the compatible servers; reasoning
+    models (``o1``, ``o3``, ``o4``, ``gpt-5`` families) get no ``temperature``, which they
+    reject. ``price`` overrides the built-in price table (USD per million input and output
+    tokens; ``(0, 0)`` for a local server). ``transport`` is an ``httpx`` transport."""
 
     def __init__(
         self,
@@ -51,33 +50,26 @@ class OpenAICompatProvider:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.model = model
-        self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self.retry = retry or RetryPolicy()
-        self.price = price if price is not None else price_of(model)
+        super().__init__(
+            model,
+            base_url=base_url,
+            timeout_s=timeout_s,
+            retry=retry,
+            price=price,
+            service=service or "OpenAI-compatible endpoint",
+            transport=transport,
+            sleep=sleep,
+        )
         self.max_tokens_param = max_tokens_param
-        self.service = service or f"LLM endpoint {self.base_url}"
         self._api_key = api_key
-        self._transport = transport
-        self._sleep = sleep
-        self._client: httpx.Client | None = None
-
-    def __repr__(self) -> str:
-        return f"OpenAICompatProvider(model={self.model!r}, base_url={self.base_url!r})"
 
     def complete(self, request: CompletionRequest) -> Completion:
         """Send ``request``; see :class:`tighten.llm.base.Provider`."""
         started = time.perf_counter()
-        answer = post_json(
-            self._http(),
-            f"{self.base_url}/chat/completions",
-            headers=self._headers(),
-            body=self.body(request),
-            service=self.service,
-            retry=self.retry,
-            sleep=self._sleep,
-        )
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if self._api_key:
+            headers["authorization"] = f"Bearer {self._api_key}"
+        answer = self._post("/chat/completions", headers, self.body(request))
         return self._completion(request, answer, (time.perf_counter() - started) * 1000)
 
     def body(self, request: CompletionRequest) -> dict[str, Any]:
@@ -117,45 +109,15 @@ class OpenAICompatProvider:
         completion = _int(usage.get("completion_tokens"))
         if completion is None:
             completion = estimate_tokens(text)
-        model = answer.get("model") if isinstance(answer.get("model"), str) else None
+        model = answer.get("model")
         return Completion(
             text=text,
             input_tokens=prompt,
             output_tokens=completion,
             cost_usd=cost_of(self.price, prompt, completion),
-            model=model or self.model,
+            model=model if isinstance(model, str) and model else self.model,
             latency_ms=latency_ms,
         )
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if self._api_key:
-            headers["authorization"] = f"Bearer {self._api_key}"
-        return headers
-
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            import httpx
-
-            self._client = httpx.Client(timeout=self.timeout_s, transport=self._transport)
-        return self._client
-
-    def close(self) -> None:
-        """Close the connections; the provider opens new ones if used again."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def __enter__(self) -> OpenAICompatProvider:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _content(answer: dict[str, Any], service: str) -> str:

@@ -123,7 +123,9 @@ def calibrate(
         scores.update(
             {r["session_id"]: float(p) for r, p in zip(unlabelled, predicted, strict=True)}
         )
-    calibration = {
+    auroc = float(roc_auc_score(y, oof))
+    average_precision = float(average_precision_score(y, oof))
+    calibration: dict[str, Any] = {
         "agent": agent,
         "method": "logistic_regression",
         "features": list(FEATURES),
@@ -135,17 +137,24 @@ def calibrate(
         },
         "sessions": len(labelled),
         "failures": failures,
-        "auroc": float(roc_auc_score(y, oof)),
-        "average_precision": float(average_precision_score(y, oof)),
+        "auroc": auroc,
+        "average_precision": average_precision,
         "active": True,
         "created_at": now,
     }
     with store.begin() as conn:
         calibration_id = _store(conn, calibration, scores, now)
     return CalibrationReport(
-        calibration_id, agent, len(labelled), failures, calibration["auroc"],
-        calibration["average_precision"], default_auroc, len(scores), weights,
-    )  # fmt: skip
+        calibration_id=calibration_id,
+        agent=agent,
+        sessions=len(labelled),
+        failures=failures,
+        auroc=auroc,
+        average_precision=average_precision,
+        default_auroc=default_auroc,
+        rescored=len(scores),
+        weights=weights,
+    )
 
 
 def _store(
@@ -154,9 +163,9 @@ def _store(
     agent = calibration["agent"]
     match = calibrations.c.agent.is_(None) if agent is None else calibrations.c.agent == agent
     conn.execute(update(calibrations).where(match).values(active=False))
-    calibration_id = int(
-        conn.execute(calibrations.insert().values(**calibration)).inserted_primary_key[0]
-    )
+    inserted = conn.execute(calibrations.insert().values(**calibration)).inserted_primary_key
+    assert inserted is not None
+    calibration_id = int(inserted[0])
     stmt = (
         update(session_metrics)
         .where(session_metrics.c.session_id == bindparam("sid"))

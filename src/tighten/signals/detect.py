@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, desc, func, or_, select
 
+from tighten.llm.base import Provider
 from tighten.plugins import plugin_manager
+from tighten.signals.judge import JudgeBudget, Judgement, judge_sessions, select_for_judging
 from tighten.signals.load import build_context, load_sessions
 from tighten.signals.metrics import compute_metrics
 from tighten.signals.model import (
@@ -26,9 +28,24 @@ from tighten.signals.model import (
 from tighten.signals.score import DEFAULT_MODEL, ScoreModel, features
 from tighten.store import Store
 from tighten.store.schema import calibrations, session_metrics, sessions, signals
+from tighten.store.schema import judgements as judgement_rows
 from tighten.traces.write import bulk_insert
 
-__all__ = ["DetectReport", "Scorer", "all_detectors", "detect", "detect_session"]
+__all__ = ["DetectReport", "Judge", "Scorer", "all_detectors", "detect", "detect_session"]
+
+
+FLAG_SCORE = 0.5  # sessions at or above this friction score are sent to the judge
+
+
+@dataclass
+class Judge:
+    """The optional LLM judge: which provider, under which budget, and how many of the
+    sessions the rules did not flag it also reads."""
+
+    provider: Provider
+    model_name: str
+    budget: JudgeBudget = field(default_factory=JudgeBudget)
+    sample_rate: float = 0.05
 
 
 @dataclass
@@ -38,6 +55,12 @@ class DetectReport:
     window_signals: int = 0
     seconds: float = 0.0
     by_type: dict[str, int] = field(default_factory=dict)
+    flagged: list[str] = field(default_factory=list)
+    judged: int = 0
+    judge_signals: int = 0
+    judge_errors: int = 0
+    judge_tokens: int = 0
+    judge_cost_usd: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +69,13 @@ class DetectReport:
             "window_signals": self.window_signals,
             "seconds": round(self.seconds, 3),
             "by_type": dict(sorted(self.by_type.items())),
+            "judge": {
+                "sessions": self.judged,
+                "signals": self.judge_signals,
+                "errors": self.judge_errors,
+                "tokens": self.judge_tokens,
+                "cost_usd": round(self.judge_cost_usd, 6),
+            },
         }
 
 
@@ -69,7 +99,7 @@ class Scorer:
         self.models: dict[str | None, ScoreModel] = {}
         query = select(calibrations).where(calibrations.c.active.is_(True))
         for row in conn.execute(query.order_by(calibrations.c.calibration_id)).mappings():
-            self.models[row["agent"]] = ScoreModel.from_row(row)
+            self.models[row["agent"]] = ScoreModel.from_row(dict(row))
 
     def model(self, agent: str) -> ScoreModel:
         return self.models.get(agent) or self.models.get(None) or DEFAULT_MODEL
@@ -116,8 +146,11 @@ def detect(
     limit: int | None = None,
     now: datetime | None = None,
     batch_size: int = 500,
+    judge: Judge | None = None,
 ) -> DetectReport:
-    """Analyse pending sessions (``full``: all of them) and their agents' windows."""
+    """Analyse pending sessions (``full``: all of them) with the rules, then — with a
+    ``judge`` — let the LLM read the flagged ones plus a sample, then run the window
+    detectors of the agents involved."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     report = DetectReport()
@@ -136,6 +169,8 @@ def detect(
         with store.begin() as conn:
             batch = load_sessions(conn, ids)
             _analyse_batch(conn, batch, per_session, context, scorer, now, report)
+    if judge is not None and pending:
+        _run_judge(store, judge, pending, per_session, context, scorer, now, report)
     if window and pending:
         for name in sorted(agents):
             report.window_signals += run_window(store, name, window, context, now)
@@ -151,7 +186,10 @@ def _analyse_batch(
     scorer: Scorer,
     now: datetime,
     report: DetectReport,
+    extra: dict[str, list[Signal]] | None = None,
 ) -> None:
+    """Detect, measure and score one batch and replace what was stored for it. ``extra``
+    holds signals found by other means (the judge) that count like the rules' own."""
     hashes = dict(
         conn.execute(
             select(sessions.c.session_id, sessions.c.content_hash).where(
@@ -163,6 +201,7 @@ def _analyse_batch(
     metric_rows: list[dict[str, Any]] = []
     for session in batch:
         found = detect_session(session, detectors, context)
+        found += (extra or {}).get(session.session_id, [])
         metrics = compute_metrics(session, found)
         values = features(metrics, found)
         row = metrics.as_row()
@@ -175,20 +214,67 @@ def _analyse_batch(
             friction_score=scorer.model(session.agent).score(values),
         )
         metric_rows.append(row)
+        if row["friction_score"] >= FLAG_SCORE:
+            report.flagged.append(session.session_id)
         signal_rows.extend(_signal_row(session, s, now) for s in found)
         for s in found:
             report.by_type[s.type] = report.by_type.get(s.type, 0) + 1
     ids = [s.session_id for s in batch]
-    conn.execute(
-        delete(signals).where(
-            signals.c.session_id.in_(ids), ~signals.c.detector.startswith("judge:")
-        )
-    )
+    conn.execute(delete(signals).where(signals.c.session_id.in_(ids)))
     conn.execute(delete(session_metrics).where(session_metrics.c.session_id.in_(ids)))
     bulk_insert(conn, signals, signal_rows)
     bulk_insert(conn, session_metrics, metric_rows)
     report.sessions += len(batch)
     report.signals += len(signal_rows)
+
+
+def _run_judge(
+    store: Store,
+    judge: Judge,
+    analysed: list[str],
+    detectors: Sequence[Detector],
+    context: DetectContext,
+    scorer: Scorer,
+    now: datetime,
+    report: DetectReport,
+) -> None:
+    """Judge the flagged sessions plus a sample; store each judgement and re-score the
+    judged sessions with the judge's signals counted in."""
+    chosen = select_for_judging(report.flagged, analysed, judge.sample_rate)
+    chosen = chosen[: judge.budget.max_sessions]
+    with store.connect() as conn:
+        loaded = load_sessions(conn, chosen)
+    judgements = judge_sessions(
+        loaded, judge.provider, budget=judge.budget, model_name=judge.model_name
+    )
+    found = {j.session_id: list(j.signals) for j in judgements}
+    rescore = DetectReport()
+    with store.begin() as conn:
+        _analyse_batch(conn, loaded, detectors, context, scorer, now, rescore, extra=found)
+        bulk_insert(
+            conn, judgement_rows, [_judgement_row(j, judge.model_name, now) for j in judgements]
+        )
+    report.judged += sum(1 for j in judgements if j.error is None)
+    report.judge_errors += sum(1 for j in judgements if j.error is not None)
+    report.judge_signals += sum(len(j.signals) for j in judgements)
+    report.judge_tokens += sum(j.input_tokens + j.output_tokens for j in judgements)
+    report.judge_cost_usd += sum(j.cost_usd or 0.0 for j in judgements)
+    for j in judgements:
+        for sig in j.signals:
+            report.by_type[sig.type] = report.by_type.get(sig.type, 0) + 1
+
+
+def _judgement_row(j: Judgement, model: str, now: datetime) -> dict[str, Any]:
+    return {
+        "session_id": j.session_id,
+        "model": model,
+        "input_tokens": j.input_tokens,
+        "output_tokens": j.output_tokens,
+        "cost_usd": j.cost_usd,
+        "signal_count": len(j.signals),
+        "error": j.error,
+        "created_at": now,
+    }
 
 
 def _signal_row(session: SessionData, s: Signal, now: datetime) -> dict[str, Any]:

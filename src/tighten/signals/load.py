@@ -41,7 +41,8 @@ def _tool_definitions(attributes: dict[str, Any] | None) -> list[dict[str, Any]]
     for item in raw if isinstance(raw, list) else ():
         if not isinstance(item, dict):
             continue
-        spec = item.get("function") if isinstance(item.get("function"), dict) else item
+        inner = item.get("function")
+        spec: dict[str, Any] = inner if isinstance(inner, dict) else item
         name = spec.get("name")
         if isinstance(name, str) and name:
             found.append({"name": name, "description": str(spec.get("description") or "")})
@@ -53,8 +54,8 @@ def load_sessions(conn: Connection, session_ids: Sequence[str]) -> list[SessionD
     if not session_ids:
         return []
     ids = list(session_ids)
-    facts = {
-        row["session_id"]: row
+    facts: dict[str, dict[str, Any]] = {
+        row["session_id"]: dict(row)
         for row in conn.execute(
             select(*(sessions.c[c] for c in FACT_COLUMNS)).where(sessions.c.session_id.in_(ids))
         ).mappings()
@@ -66,8 +67,8 @@ def load_sessions(conn: Connection, session_ids: Sequence[str]) -> list[SessionD
     )
     calls: dict[str, list[ToolCall]] = defaultdict(list)
     query = select(*(tool_calls.c[c] for c in TOOL_COLUMNS)).where(tool_calls.c.session_id.in_(ids))
-    for row in conn.execute(query.order_by(tool_calls.c.session_id, tool_calls.c.position)):
-        sid, index, call_id, name, args, result, error, status, latency, started = row
+    for call_row in conn.execute(query.order_by(tool_calls.c.session_id, tool_calls.c.position)):
+        sid, index, call_id, name, args, result, error, status, latency, started = call_row
         calls[sid].append(
             ToolCall(
                 name, args or "", index, call_id, result, error, status, latency, _utc(started)
@@ -75,26 +76,26 @@ def load_sessions(conn: Connection, session_ids: Sequence[str]) -> list[SessionD
         )
     loaded = []
     for sid in ids:
-        row = facts.get(sid)
-        if row is None:
+        if sid not in facts:
             continue
+        fact = facts[sid]
         loaded.append(
             SessionData(
                 session_id=sid,
-                agent=row["agent"],
+                agent=fact["agent"],
                 messages=bodies.get(sid) or [],
                 tool_calls=calls.get(sid, []),
-                started_at=_utc(row["started_at"]),
-                ended_at=_utc(row["ended_at"]),
-                model=row["model"],
-                task_category=row["task_category"],
-                channel=row["channel"],
-                input_tokens=row["input_tokens"],
-                output_tokens=row["output_tokens"],
-                total_tokens=row["total_tokens"],
-                cost_usd=row["cost_usd"],
-                artifact_versions=row["artifact_versions"] or {},
-                tools=_tool_definitions(row["attributes"]),
+                started_at=_utc(fact["started_at"]),
+                ended_at=_utc(fact["ended_at"]),
+                model=fact["model"],
+                task_category=fact["task_category"],
+                channel=fact["channel"],
+                input_tokens=fact["input_tokens"],
+                output_tokens=fact["output_tokens"],
+                total_tokens=fact["total_tokens"],
+                cost_usd=fact["cost_usd"],
+                artifact_versions=fact["artifact_versions"] or {},
+                tools=_tool_definitions(fact["attributes"]),
             )
         )
     return loaded

@@ -213,8 +213,13 @@ signals = Table(
     Column("signal_id", Integer, primary_key=True, autoincrement=True),
     Column("session_id", ID, ForeignKey("sessions.session_id", ondelete="CASCADE")),
     Column("agent", NAME, comment="set for every signal; the only key of window signals"),
-    Column("scope", String(10), nullable=False, server_default="session",
-           comment="session, or window for an observation across sessions"),  # fmt: skip
+    Column(
+        "scope",
+        String(10),
+        nullable=False,
+        server_default="session",
+        comment="session, or window for an observation across sessions",
+    ),
     Column("type", String(100), nullable=False),
     Column("polarity", String(10), nullable=False, comment="friction or delight"),
     Column("severity", Float, nullable=False),

@@ -21,9 +21,9 @@ from tighten.store.schema import (
 
 __all__ = [
     "get_session",
-    "list_signals",
     "list_rejects",
     "list_sessions",
+    "list_signals",
     "parse_since",
     "stats",
 ]
@@ -130,8 +130,9 @@ def list_sessions(
 def get_session(conn: Connection, session_id: str) -> dict[str, Any] | None:
     """One session with its transcript (``messages``), joined ``tool_calls``, and — once
     analysed — its ``metrics`` and ``signals``."""
-    row = conn.execute(select(sessions).where(sessions.c.session_id == session_id)).mappings()
-    found = row.first()
+    found = (
+        conn.execute(select(sessions).where(sessions.c.session_id == session_id)).mappings().first()
+    )
     if found is None:
         return None
     result = _row(found)
@@ -147,10 +148,10 @@ def get_session(conn: Connection, session_id: str) -> dict[str, Any] | None:
         if metrics
         else None
     )
-    found = select(signals).where(signals.c.session_id == session_id)
+    of_session = select(signals).where(signals.c.session_id == session_id)
     result["signals"] = [
         {k: _utc(v) for k, v in r.items() if k not in ("session_id", "sessions", "scope")}
-        for r in conn.execute(found.order_by(signals.c.signal_id)).mappings()
+        for r in conn.execute(of_session.order_by(signals.c.signal_id)).mappings()
     ]
     calls = select(tool_calls).where(tool_calls.c.session_id == session_id)
     result["tool_calls"] = [
