@@ -153,3 +153,36 @@ def test_detect_and_signals_commands(cli, tmp_path: Path) -> None:  # type: igno
     shown = cli("sessions show a")
     assert "◀ apology" in shown.out
     assert "friction score" in shown.out
+
+
+def test_detect_with_a_judge_stores_its_signals_and_costs(store: Store, settings: Settings) -> None:
+    from tighten.llm.scripted import ScriptedProvider
+    from tighten.signals.detect import Judge
+    from tighten.signals.judge import JudgeBudget
+    from tighten.store.schema import judgements
+
+    answer = json.dumps({"signals": [{
+        "type": "wrong_parcel", "polarity": "friction", "severity": 0.9,
+        "description": "The agent described someone else's parcel.", "evidence": [1],
+        "confidence": 0.8,
+    }]})  # fmt: skip
+    provider = ScriptedProvider(responses=[answer] * 5)
+    ingest_sessions(store, [session(f"s{i}", "It arrives today.", True) for i in range(3)],
+                    settings=settings)  # fmt: skip
+    judge = Judge(provider, "scripted", JudgeBudget(max_sessions=2), sample_rate=1.0)
+    report = detect(store, now=NOW, judge=judge)
+    assert report.judged == 2
+    assert report.judge_signals == 2
+    with store.connect() as conn:
+        rows = conn.execute(select(judgements)).mappings().all()
+        judged = conn.execute(
+            select(signals.c.session_id).where(signals.c.detector == "judge:scripted")
+        ).scalars().all()  # fmt: skip
+        scores = dict(conn.execute(
+            select(session_metrics.c.session_id, session_metrics.c.friction_score)
+        ).all())  # fmt: skip
+    assert len(rows) == 2
+    assert all(r["error"] is None and r["input_tokens"] > 0 for r in rows)
+    assert len(judged) == 2
+    unjudged = ({"s0", "s1", "s2"} - set(judged)).pop()
+    assert all(scores[sid] > scores[unjudged] for sid in judged)
