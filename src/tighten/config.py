@@ -1,7 +1,8 @@
 """Settings: one class, built at the edge (CLI, web, Python) and passed down.
 
 Precedence: explicit argument (CLI flag) > ``TIGHTEN_*`` environment variable >
-``tighten.toml`` in the working directory (or ``$TIGHTEN_HOME/tighten.toml``) > default.
+``./tighten.toml`` (the working directory) > ``$TIGHTEN_HOME/tighten.toml`` > default.
+Keys of tighten.toml are the setting names at the top level (``database_url = "…"``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def default_home() -> Path:
 
 
 def _toml_files() -> list[Path]:
-    return [p for p in (default_home() / "tighten.toml", Path("tighten.toml")) if p.is_file()]
+    """Config files, the one that wins first."""
+    return [p for p in (Path("tighten.toml"), default_home() / "tighten.toml") if p.is_file()]
 
 
 class Settings(BaseSettings):

@@ -294,3 +294,99 @@ def test_killed_ingest_leaves_only_whole_sessions(
     settings = Settings.load(database_url=database_url)
     report = ingest_paths(store, [path], settings=settings)
     assert (report.accepted, report.unchanged) == (30_000 - stored, stored)
+
+
+def test_an_older_shorter_copy_never_replaces_a_fuller_one(
+    store: Store, settings: Settings
+) -> None:
+    longer = session_line("s1")
+    longer["messages"].append({"role": "user", "content": "thanks!"})  # type: ignore[attr-defined]
+    ingest_sessions(store, [longer], settings=settings)
+    report = ingest_sessions(store, [session_line("s1")], settings=settings)
+    assert (report.updated, report.stale) == (0, 1)
+    with store.connect() as conn:
+        assert get_session(conn, "s1")["message_count"] == 5  # type: ignore[index]
+
+
+def test_over_long_text_fields_are_cut_not_fatal(store: Store, settings: Settings) -> None:
+    line = session_line("long-fields", channel="c" * 900, model="m" * 900, source="s" * 900)
+    report = ingest_sessions(store, [line, session_line("neighbour")], settings=settings)
+    assert report.accepted == 2
+    with store.connect() as conn:
+        stored = get_session(conn, "long-fields")
+    assert stored is not None
+    assert len(stored["channel"]) == 100
+    assert len(stored["model"]) == 200
+
+
+def test_a_short_truncated_gzip_is_one_reject(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    data = gzip.compress(
+        b"".join(json.dumps(session_line(f"g{i}")).encode() + b"\n" for i in range(50))
+    )
+    cut = tmp_path / "short.jsonl.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    report = ingest_paths(store, [cut], settings=settings)
+    assert report.rejected == 1
+    assert "ends early" in report.reject_samples[0][2]
+
+
+def test_anthropic_thinking_becomes_reasoning(store: Store, settings: Settings) -> None:
+    line = {
+        "session_id": "think",
+        "messages": [
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "simple sum"},
+                {"type": "text", "text": "4"},
+            ]},
+        ],
+    }  # fmt: skip
+    ingest_sessions(store, [line], settings=settings)
+    with store.connect() as conn:
+        session = get_session(conn, "think")
+    assert session is not None
+    assert session["messages"][1] == {
+        "role": "assistant",
+        "content": "4",
+        "reasoning": "simple sum",
+    }
+
+
+def test_concurrent_ingests_of_the_same_data_on_a_new_database(
+    database_url: str, tmp_path: Path, store: Store
+) -> None:
+    path = tmp_path / "same.jsonl"
+    path.write_text("".join(json.dumps(session_line(f"c{i:04d}")) + "\n" for i in range(3000)))
+    fresh = database_url
+    if database_url.startswith("sqlite"):
+        fresh = f"sqlite:///{tmp_path / 'fresh.db'}"  # a database nobody created yet
+    env = {**os.environ, "TIGHTEN_DATABASE_URL": fresh, "TIGHTEN_INGEST_BATCH_SIZE": "100"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tighten", "ingest", str(path), "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in results]
+    reports = [json.loads(out) for out, _ in results]
+    assert sum(r["accepted"] for r in reports) == 3000
+    from tighten.store import open_store
+
+    other = open_store(Settings.load(database_url=fresh))
+    assert count(other, sessions) == 3000
+    other.close()
+
+
+def test_empty_input_is_not_an_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = cli(f"ingest {empty}")
+    assert result.code == 0
+    assert "no records" in result.out

@@ -20,7 +20,9 @@ def group() -> None:
 
 @group.command("list")
 @click.option("--source", help="Only records from this file.")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many."
+)
 @json_option
 @pass_app
 def list_(app: AppContext, source: str | None, limit: int, as_json: bool) -> None:

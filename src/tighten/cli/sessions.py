@@ -34,7 +34,11 @@ def _outcome(row: dict[str, Any]) -> str:
 @click.option("--agent", help="Only this agent.")
 @click.option("--since", help="Start of the window: 7d, 24h, or an ISO date.")
 @click.option("--until", help="End of the window (exclusive), same forms.")
-@click.option("--outcome", type=click.Choice(["success", "failure", "unknown"]))
+@click.option(
+    "--outcome",
+    type=click.Choice(["success", "failure", "unknown"]),
+    help="Only sessions with this outcome (unknown: no outcome recorded).",
+)
 @click.option(
     "--sort",
     "order",
@@ -44,7 +48,9 @@ def _outcome(row: dict[str, Any]) -> str:
     help="Newest first, or highest friction score first.",
 )
 @click.option("--min-friction", type=click.FloatRange(0, 1), help="Only scores at least this.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many."
+)
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many (paging).")
 @json_option
 @pass_app

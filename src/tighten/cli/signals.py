@@ -124,9 +124,17 @@ def group() -> None:
 @click.option("--type", "type_", help="Only this signal type (e.g. tool_failure).")
 @click.option("--agent", help="Only this agent.")
 @click.option("--session", "session_id", help="Only this session.")
-@click.option("--scope", type=click.Choice(["session", "window"]))
-@click.option("--polarity", type=click.Choice(["friction", "delight"]))
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--scope",
+    type=click.Choice(["session", "window"]),
+    help="session: about one session; window: about an agent across sessions.",
+)
+@click.option(
+    "--polarity", type=click.Choice(["friction", "delight"]), help="Only friction or delight."
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many."
+)
 @json_option
 @pass_app
 def list_(

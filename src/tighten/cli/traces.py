@@ -45,7 +45,7 @@ def ingest(app: AppContext, paths: tuple[str, ...], agent: str | None, as_json: 
         print_json(report.as_dict())
     else:
         render_report(report)
-    if not report.read_anything:
+    if not report.read_anything and report.rejected:
         raise click.exceptions.Exit(1)
 
 
@@ -67,9 +67,10 @@ def _with_progress(
 
 def render_report(report: IngestReport) -> None:
     spans = f" ({report.spans} spans stored)" if report.spans else ""
+    stale = f", {report.stale} older copies skipped" if report.stale else ""
     console.print(
         f"Ingested: {report.accepted} new, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {report.rejected} rejected{spans}."
+        f"{report.unchanged} unchanged{stale}, {report.rejected} rejected{spans}."
     )
     for source, line, reason in report.reject_samples[:10]:
         where = f"{source}:{line}" if line is not None else source
@@ -77,7 +78,10 @@ def render_report(report: IngestReport) -> None:
     if report.rejected > 10:
         console.print("  … `tighten rejects list` shows all of them.")
     if not report.read_anything:
-        err_console.print("Nothing could be read from the input.")
+        if report.rejected:
+            err_console.print("Nothing could be read from the input.")
+        else:
+            console.print("The input holds no records.")
 
 
 @click.command()

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from tighten.audit import record as audit
 from tighten.errors import InputError
-from tighten.signals.score import FEATURES
+from tighten.signals.score import DEFAULT_MODEL, FEATURES
 from tighten.store import Store
 from tighten.store.schema import calibrations, session_metrics, sessions
 
@@ -115,7 +115,9 @@ def calibrate(
     full = _fit(x, y)
     scaler, logistic = full.named_steps["standardscaler"], full.named_steps["logisticregression"]
     weights = dict(zip(FEATURES, map(float, logistic.coef_[0]), strict=True))
-    default_auroc = float(roc_auc_score(y, [r["friction_score"] for r in labelled]))
+    default_auroc = float(
+        roc_auc_score(y, [DEFAULT_MODEL.score(r["features"] or {}) for r in labelled])
+    )
     scores = {r["session_id"]: float(p) for r, p in zip(labelled, oof, strict=True)}
     unlabelled = [r for r in rows if r["outcome_success"] is None]
     if unlabelled:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -18,10 +18,15 @@ from tighten.errors import StoreError
 __all__ = ["Store", "open_store"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x7167_6874  # any fixed number; "tght"
 
 
 def _dumps(obj: Any) -> str:
     return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _one_line(error: object) -> str:
+    return " ".join(str(error).split()).rstrip(".")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -74,7 +79,9 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise StoreError(f"Database error: {exc.orig}. Check the database URL.") from None
+            raise StoreError(
+                f"Database error: {_one_line(exc.orig)}. Check the database URL."
+            ) from None
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -83,7 +90,9 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except OperationalError as exc:
-            raise StoreError(f"Database error: {exc.orig}. Check the database URL.") from None
+            raise StoreError(
+                f"Database error: {_one_line(exc.orig)}. Check the database URL."
+            ) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -122,11 +131,20 @@ class Store:
         return before, self.current_revision() or ""
 
     def ensure_schema(self) -> None:
-        """Create the schema in an empty database; refuse an out-of-date one."""
-        current = self.current_revision()
-        if current == self.head_revision():
+        """Create the schema in an empty database; refuse an out-of-date one. Processes
+        that start together on a new database take turns (a migration lock), so one
+        creates the schema and the others find it done."""
+        if self.current_revision() == self.head_revision():
             return
-        if current is None:
+        with self._migration_lock():
+            current = self.current_revision()
+            if current == self.head_revision():
+                return
+            if current is not None:
+                raise StoreError(
+                    f"The database schema is at revision {current}, this tighten needs "
+                    f"{self.head_revision()}. Run `tighten db upgrade`."
+                )
             with self.connect() as conn:
                 tables = set(inspect(conn).get_table_names())
             if tables - {"alembic_version"}:
@@ -135,11 +153,34 @@ class Store:
                     "point TIGHTEN_DATABASE_URL at an empty or tighten database."
                 )
             self.upgrade()
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """An exclusive lock across processes: a lock file beside a SQLite database, an
+        advisory lock on PostgreSQL."""
+        if self.dialect == "postgresql":
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    conn.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+                    conn.commit()
             return
-        raise StoreError(
-            f"The database schema is at revision {current}, this tighten needs "
-            f"{self.head_revision()}. Run `tighten db upgrade`."
-        )
+        path = self.engine.url.database
+        if self.dialect != "sqlite" or not path or path == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(f"{path}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def open_store(settings: Settings | None = None, *, migrate: bool = True) -> Store:
@@ -154,5 +195,5 @@ def open_store(settings: Settings | None = None, *, migrate: bool = True) -> Sto
         try:
             store.ensure_schema()
         except OperationalError as exc:
-            raise StoreError(f"Cannot open the database: {exc.orig}.") from None
+            raise StoreError(f"Cannot open the database: {_one_line(exc.orig)}.") from None
     return store

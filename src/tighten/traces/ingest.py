@@ -20,9 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from sqlalchemy.exc import IntegrityError
+
 from tighten.audit import record as audit
 from tighten.config import Settings
-from tighten.errors import InputError
+from tighten.errors import InputError, StoreError
 from tighten.plugins import plugin_manager
 from tighten.store import Store
 from tighten.traces.formats.base import (
@@ -56,6 +58,7 @@ class IngestReport:
     accepted: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0
     rejected: int = 0
     spans: int = 0
     formats: dict[str, str] = field(default_factory=dict)
@@ -63,18 +66,20 @@ class IngestReport:
 
     @property
     def read_anything(self) -> bool:
-        return bool(self.accepted or self.updated or self.unchanged or self.spans)
+        return bool(self.accepted or self.updated or self.unchanged or self.stale or self.spans)
 
     def add_counts(self, counts: WriteCounts) -> None:
         self.accepted += counts.accepted
         self.updated += counts.updated
         self.unchanged += counts.unchanged
+        self.stale += counts.stale
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "accepted": self.accepted,
             "updated": self.updated,
             "unchanged": self.unchanged,
+            "stale": self.stale,
             "rejected": self.rejected,
             "spans": self.spans,
             "formats": self.formats,
@@ -156,14 +161,33 @@ class _Batcher:
     def flush(self) -> None:
         if not (self.sessions or self.spans or self.rejects):
             return
+        try:
+            counts = self._write()
+        except IntegrityError:
+            # Another process stored some of these records between our read and our
+            # write (two ingests of the same data at once): the batch was rolled back
+            # whole; once more, it finds them and counts them as unchanged or updated.
+            try:
+                counts = self._write()
+            except IntegrityError:
+                raise StoreError(
+                    f"Another process keeps writing the same records as this ingest of "
+                    f"{self.source}; nothing of this batch was stored. Run it again."
+                ) from None
+        self.report.add_counts(counts)
+        self.report.rejected += len(self.rejects)
+        self.sessions, self.spans, self.rejects = [], [], []
+
+    def _write(self) -> WriteCounts:
         now = datetime.now(UTC)
         with self.store.begin() as conn:
             counts = write_sessions(conn, self.sessions, now)
             if self.spans:
-                touched, stored = write_spans(conn, self.spans, now)
-                self.report.spans += stored
-                counts.unchanged += len({s["session_id"] for s in self.spans} - touched)
-                assembled = _assemble(load_spans(conn, touched), self.context)
+                written = write_spans(conn, self.spans, now)
+                self.report.spans += written.stored
+                counts.unchanged += len({s["session_id"] for s in self.spans} - written.touched)
+                grouped = load_spans(conn, written.touched, written.fresh)
+                assembled = _assemble(grouped, self.context)
                 more = write_sessions(conn, assembled, now)
                 counts.accepted += more.accepted
                 counts.updated += more.updated
@@ -183,9 +207,7 @@ class _Batcher:
                     },
                     now=now,
                 )
-        self.report.add_counts(counts)
-        self.report.rejected += len(self.rejects)
-        self.sessions, self.spans, self.rejects = [], [], []
+        return counts
 
 
 def _assemble(grouped: dict[str, list[dict[str, Any]]], context: ReadContext) -> list[Session]:
@@ -204,7 +226,13 @@ def ingest_stream(
     progress: Callable[[], None] | None = None,
 ) -> IngestReport:
     """Ingest one (already un-gzipped) input stream, detecting its format."""
-    head = _head(stream)
+    try:
+        head = _head(stream)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        batcher = _Batcher(store, source, "unknown", settings)
+        batcher.add(make_reject(f"input ends early or is corrupt: {exc}", None, b""))
+        batcher.flush()
+        return batcher.report
     fmt = detect_format(head)
     batcher = _Batcher(store, source, fmt.name if fmt else "unknown", settings)
     if not head.strip():
@@ -245,6 +273,8 @@ def ingest_paths(
     ``on_progress(path, bytes_done, bytes_total)`` is called as the files are read."""
     total = IngestReport()
     for path in map(str, paths):
+        if path != "-":
+            path = str(Path(path).resolve())
         size = Path(path).stat().st_size if path != "-" and Path(path).is_file() else None
         with _open(path) as (stream, raw):
             tick = None
@@ -269,6 +299,7 @@ def ingest_sessions(
     from tighten.traces.formats.jsonl import parse_session
 
     batcher = _Batcher(store, source, "jsonl", settings)
+    batcher.report.formats[source] = "python"
     context = ReadContext(
         source=source,
         agent=agent,
@@ -294,6 +325,7 @@ def _merge(total: IngestReport, part: IngestReport) -> None:
     total.accepted += part.accepted
     total.updated += part.updated
     total.unchanged += part.unchanged
+    total.stale += part.stale
     total.rejected += part.rejected
     total.spans += part.spans
     total.formats.update(part.formats)

@@ -196,7 +196,11 @@ def stats(conn: Connection, *, agent: str | None = None, top: int = 10) -> dict[
         .one()
     )
     result = _row(totals)
-    result["successes"] = int(result["successes"] or 0)
+    for key in ("messages", "tool_calls", "tool_errors", "successes"):
+        result[key] = int(result[key] or 0)
+    for key in ("total_tokens",):
+        result[key] = None if result[key] is None else int(result[key])
+    result["cost_usd"] = None if result["cost_usd"] is None else float(result["cost_usd"])
     known = result["with_outcome"]
     result["success_rate"] = result["successes"] / known if known else None
     result["tools"] = _tool_stats(conn, agent, top)

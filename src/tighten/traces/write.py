@@ -6,6 +6,8 @@ at all.
 
 from __future__ import annotations
 
+import functools
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -18,9 +20,11 @@ from sqlalchemy import (
     Boolean,
     Connection,
     DateTime,
+    String,
     Table,
     bindparam,
     delete,
+    func,
     select,
     update,
 )
@@ -29,7 +33,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tighten.store.schema import agents, messages, rejects, sessions, spans, tool_calls
 from tighten.traces.model import Reject, Session
 
-__all__ = ["WriteCounts", "insert_ignore", "write_rejects", "write_sessions", "write_spans"]
+__all__ = [
+    "SpanWrite",
+    "WriteCounts",
+    "insert_ignore",
+    "write_rejects",
+    "write_sessions",
+    "write_spans",
+]
 
 SESSION_COLUMNS = [c.name for c in sessions.columns if c.name not in ("session_id", "ingested_at")]
 
@@ -39,11 +50,13 @@ class WriteCounts:
     accepted: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0
 
     def add(self, other: WriteCounts) -> None:
         self.accepted += other.accepted
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.stale += other.stale
 
 
 def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -64,6 +77,7 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         for i, c in enumerate(columns)
         if (f := _converter(table.c[c].type, sqlite_dialect)) is not None
     ]
+    convert = [(i, _json_texts() if f is _json_text else f) for i, f in convert]
     params: list[tuple[Any, ...]] = []
     for row in rows:
         values = list(row.values())
@@ -75,6 +89,8 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 
 
 def _converter(kind: Any, sqlite_dialect: bool) -> Callable[[Any], Any] | None:
+    if isinstance(kind, String) and kind.length:
+        return functools.partial(_clip, kind.length)
     if isinstance(kind, JSON):
         return _json_text
     if isinstance(kind, DateTime) and sqlite_dialect:
@@ -84,10 +100,31 @@ def _converter(kind: Any, sqlite_dialect: bool) -> Callable[[Any], Any] | None:
     return None
 
 
+def _clip(limit: int, value: Any) -> Any:
+    """Cut a text to its column's length (PostgreSQL refuses longer ones; SQLite would
+    keep them, and both dialects must store the same)."""
+    return value[:limit] if isinstance(value, str) and len(value) > limit else value
+
+
 def _json_text(value: Any) -> str:
     if isinstance(value, RawJson):
         return value.text
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _json_texts() -> Callable[[Any], str]:
+    """:func:`_json_text` remembering the text of each object, for one ``bulk_insert``
+    (whose rows keep every object alive, so ids are not reused): the spans of a request
+    share their resource and scope."""
+    seen: dict[int, str] = {}
+
+    def text(value: Any) -> str:
+        found = seen.get(id(value))
+        if found is None:
+            found = seen[id(value)] = _json_text(value)
+        return found
+
+    return text
 
 
 class RawJson:
@@ -99,11 +136,14 @@ class RawJson:
         self.text = data.decode()
 
 
+@functools.lru_cache(maxsize=1024)  # a batch shares its ingest time across its rows
 def _sqlite_time(value: datetime) -> str:
     """SQLAlchemy's SQLite DateTime storage format (UTC, no offset)."""
-    if value.tzinfo is not None:
+    if value.tzinfo is not None and value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value.year < 1000:  # isoformat pads the year to four digits, strftime may not
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def insert_ignore(conn: Connection, table: Table) -> Any:
@@ -123,34 +163,46 @@ def ensure_agents(conn: Connection, names: set[str], now: datetime) -> None:
         conn.execute(insert_ignore(conn, agents), rows)
 
 
+def clip_row(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """Cut every text to its column's length (for statements that bypass bulk_insert)."""
+    for name, value in row.items():
+        kind = table.c[name].type
+        if isinstance(value, str) and isinstance(kind, String) and kind.length:
+            row[name] = _clip(kind.length, value)
+    return row
+
+
 def _session_row(s: Session, content_hash: str, now: datetime) -> dict[str, Any]:
-    return {
-        "session_id": s.session_id,
-        "agent": s.agent,
-        "source": s.source,
-        "origin": s.origin,
-        "channel": s.channel,
-        "task_category": s.task_category,
-        "model": s.model,
-        "started_at": s.started_at,
-        "ended_at": s.ended_at,
-        "message_count": len(s.messages),
-        "tool_call_count": len(s.tool_calls),
-        "tool_error_count": sum(1 for c in s.tool_calls if c.status == "error"),
-        "span_count": s.span_count,
-        "input_tokens": s.input_tokens,
-        "output_tokens": s.output_tokens,
-        "total_tokens": s.total_tokens,
-        "cost_usd": s.cost_usd,
-        "outcome_success": s.outcome_success,
-        "outcome_reward": s.outcome_reward,
-        "outcome": s.outcome,
-        "artifact_versions": s.artifact_versions or None,
-        "attributes": s.attributes or None,
-        "content_hash": content_hash,
-        "ingested_at": now,
-        "updated_at": now,
-    }
+    return clip_row(
+        sessions,
+        {
+            "session_id": s.session_id,
+            "agent": s.agent,
+            "source": s.source,
+            "origin": s.origin,
+            "channel": s.channel,
+            "task_category": s.task_category,
+            "model": s.model,
+            "started_at": s.started_at,
+            "ended_at": s.ended_at,
+            "message_count": len(s.messages),
+            "tool_call_count": len(s.tool_calls),
+            "tool_error_count": sum(1 for c in s.tool_calls if c.status == "error"),
+            "span_count": s.span_count,
+            "input_tokens": s.input_tokens,
+            "output_tokens": s.output_tokens,
+            "total_tokens": s.total_tokens,
+            "cost_usd": s.cost_usd,
+            "outcome_success": s.outcome_success,
+            "outcome_reward": s.outcome_reward,
+            "outcome": s.outcome,
+            "artifact_versions": s.artifact_versions or None,
+            "attributes": s.attributes or None,
+            "content_hash": content_hash,
+            "ingested_at": now,
+            "updated_at": now,
+        },
+    )
 
 
 def _tool_rows(s: Session) -> list[dict[str, Any]]:
@@ -173,21 +225,27 @@ def _tool_rows(s: Session) -> list[dict[str, Any]]:
 
 
 def write_sessions(conn: Connection, batch: Iterable[Session], now: datetime) -> WriteCounts:
-    """Insert new sessions, replace changed ones, skip identical ones."""
+    """Insert new sessions, replace changed ones with a copy at least as full (as many
+    messages or more), skip identical ones and older, shorter copies (``stale``)."""
     by_id = {s.session_id: s for s in batch}  # a later copy in the same batch wins
     counts = WriteCounts()
     if not by_id:
         return counts
-    existing: dict[str, str] = {}
+    existing: dict[str, tuple[str, int]] = {}
     for ids in _chunks(list(by_id)):
-        query = select(sessions.c.session_id, sessions.c.content_hash)
-        existing.update(conn.execute(query.where(sessions.c.session_id.in_(ids))).all())
+        query = select(sessions.c.session_id, sessions.c.content_hash, sessions.c.message_count)
+        for sid, digest, stored in conn.execute(query.where(sessions.c.session_id.in_(ids))):
+            existing[sid] = (digest, stored)
     new_rows: list[dict[str, Any]] = []
     changed_rows: list[dict[str, Any]] = []
     for session_id, s in by_id.items():
         digest = s.content_hash()
-        if existing.get(session_id) == digest:
+        stored_digest, stored_count = existing.get(session_id, ("", 0))
+        if stored_digest == digest:
             counts.unchanged += 1
+            continue
+        if len(s.messages) < stored_count:
+            counts.stale += 1
             continue
         (changed_rows if session_id in existing else new_rows).append(_session_row(s, digest, now))
     ensure_agents(conn, {r["agent"] for r in new_rows + changed_rows}, now)
@@ -247,18 +305,19 @@ def span_hash(span: dict[str, Any]) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def _span_row(span: dict[str, Any], digest: str, now: datetime) -> dict[str, Any]:
-    row = {c.name: span.get(c.name) for c in spans.columns}
-    row["span_hash"] = digest
-    row["received_at"] = now
-    return row
+@dataclass(slots=True)
+class SpanWrite:
+    """What :func:`write_spans` did: the sessions whose spans changed, how many spans were
+    new or changed, and the spans of sessions that had none stored before this batch (by
+    session, as :func:`load_spans` would read them back)."""
+
+    touched: set[str]
+    stored: int
+    fresh: dict[str, list[dict[str, Any]]]
 
 
-def write_spans(
-    conn: Connection, batch: list[dict[str, Any]], now: datetime
-) -> tuple[set[str], int]:
-    """Store raw spans (idempotent by trace and span id) and return the session ids whose
-    spans changed, plus the number of spans that were new or changed.
+def write_spans(conn: Connection, batch: list[dict[str, Any]], now: datetime) -> SpanWrite:
+    """Store raw spans (idempotent by trace and span id).
 
     A span that names no session falls back to its trace id; when another span of the same
     trace (in this batch or stored earlier) names a session, the whole trace joins it.
@@ -268,26 +327,56 @@ def write_spans(
     existing = _stored_hashes(conn, by_key)
     new_rows: list[dict[str, Any]] = []
     changed_rows: list[dict[str, Any]] = []
+    fresh: dict[str, list[dict[str, Any]]] = {}
+    kept: set[str] = set()  # sessions with a span of this batch that was stored before
     for key, span in by_key.items():
         digest = span_hash(span)
-        if existing.get(key) == digest:
+        stored = existing.get(key)
+        if stored is not None:
+            kept.add(span["session_id"])
+            if stored != digest:
+                changed_rows.append(_span_row(span, digest, now))
             continue
-        (changed_rows if key in existing else new_rows).append(_span_row(span, digest, now))
+        row = _span_row(span, digest, now)
+        new_rows.append(row)
+        fields = span if span.keys() == SPAN_KEYS else _span_fields(row)
+        fresh.setdefault(row["session_id"], []).append(fields)
     bulk_insert(conn, spans, new_rows)
-    if changed_rows:
-        cols = [c.name for c in spans.columns if c.name not in ("trace_id", "span_id")]
-        stmt = (
-            update(spans)
-            .where(spans.c.trace_id == bindparam("b_trace_id"))
-            .where(spans.c.span_id == bindparam("b_span_id"))
-            .values({c: bindparam(c) for c in cols})
-        )
-        conn.execute(
-            stmt,
-            [{**r, "b_trace_id": r["trace_id"], "b_span_id": r["span_id"]} for r in changed_rows],
-        )
+    _update_spans(conn, changed_rows)
     touched = {r["session_id"] for r in new_rows + changed_rows}
-    return touched, len(new_rows) + len(changed_rows)
+    fresh = {sid: group for sid, group in fresh.items() if sid not in kept}
+    return SpanWrite(touched, len(new_rows) + len(changed_rows), fresh)
+
+
+SPAN_FIELDS = tuple(c.name for c in spans.columns if c.name not in ("span_hash", "received_at"))
+SPAN_KEYS = frozenset(SPAN_FIELDS)
+
+
+def _span_row(span: dict[str, Any], digest: str, now: datetime) -> dict[str, Any]:
+    row = {name: span.get(name) for name in SPAN_FIELDS}
+    row["span_hash"] = digest
+    row["received_at"] = now
+    return row
+
+
+def _span_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """A span row as :func:`load_spans` reads it back."""
+    return {name: row[name] for name in SPAN_FIELDS}
+
+
+def _update_spans(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    cols = [c.name for c in spans.columns if c.name not in ("trace_id", "span_id")]
+    stmt = (
+        update(spans)
+        .where(spans.c.trace_id == bindparam("b_trace_id"))
+        .where(spans.c.span_id == bindparam("b_span_id"))
+        .values({c: bindparam(c) for c in cols})
+    )
+    conn.execute(
+        stmt, [{**r, "b_trace_id": r["trace_id"], "b_span_id": r["span_id"]} for r in rows]
+    )
 
 
 def _stored_hashes(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -335,11 +424,33 @@ def _resolve_trace_sessions(conn: Connection, batch: Iterable[dict[str, Any]]) -
         )
 
 
-def load_spans(conn: Connection, session_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """Every stored span of the given sessions, grouped by session id."""
-    cols = [c for c in spans.columns if c.name not in ("span_hash", "received_at")]
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for ids in _chunks(sorted(session_ids)):
-        for row in conn.execute(select(*cols).where(spans.c.session_id.in_(ids))).mappings():
+def load_spans(
+    conn: Connection,
+    session_ids: Iterable[str],
+    fresh: dict[str, list[dict[str, Any]]] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every stored span of the given sessions, grouped by session id (in id order).
+
+    ``fresh`` holds spans just inserted (see :class:`SpanWrite`): a session whose stored
+    spans are exactly those (as many in the store as there) is taken from it rather than
+    read back."""
+    ids = sorted(set(session_ids))
+    grouped = _fresh_groups(conn, [i for i in ids if i in (fresh or {})], fresh or {})
+    cols = [spans.c[name] for name in SPAN_FIELDS]
+    for chunk in _chunks([i for i in ids if i not in grouped]):
+        for row in conn.execute(select(*cols).where(spans.c.session_id.in_(chunk))).mappings():
             grouped.setdefault(row["session_id"], []).append(dict(row))
+    return {i: grouped[i] for i in ids if i in grouped}
+
+
+def _fresh_groups(
+    conn: Connection, ids: list[str], fresh: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The fresh spans of each session whose every stored span is one of them."""
+    counted = select(spans.c.session_id, func.count()).group_by(spans.c.session_id)
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for chunk in _chunks(ids):
+        for session_id, stored in conn.execute(counted.where(spans.c.session_id.in_(chunk))):
+            if stored == len(fresh[session_id]):
+                grouped[session_id] = fresh[session_id]
     return grouped

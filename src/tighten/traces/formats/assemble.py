@@ -41,6 +41,7 @@ PROMPT_KEYS = (
     ("langfuse.prompt.name", "langfuse.prompt.version"),
 )
 RESOURCE_KEYS = ("service.name", "service.version")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def assemble_session(session_id: str, spans: list[dict[str, Any]], context: ReadContext) -> Session:
@@ -299,7 +300,7 @@ def _versions(spans: list[dict[str, Any]]) -> dict[str, str]:
         if a.get("llm.prompt_template.version") is not None:
             found.setdefault("prompt", str(a["llm.prompt_template.version"])[:MAX_NAME])
         for key, value in a.items():
-            match = ARTIFACT_KEY.fullmatch(key)
+            match = ARTIFACT_KEY.fullmatch(key) if key.startswith("tighten.artifact.") else None
             if match and value is not None:
                 found.setdefault(match.group(1)[:MAX_NAME], str(value)[:MAX_NAME])
     return found
@@ -326,8 +327,8 @@ def _order(span: dict[str, Any]) -> tuple[int, int, str]:
 
 def _time(ns: int) -> datetime | None:
     try:
-        return datetime.fromtimestamp(ns // 10**9, UTC) + timedelta(microseconds=ns % 10**9 // 1000)
-    except (OverflowError, OSError, ValueError):
+        return EPOCH + timedelta(microseconds=ns // 1000)
+    except OverflowError:
         return None
 
 

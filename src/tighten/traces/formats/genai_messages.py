@@ -171,12 +171,10 @@ def indexed(a: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     """Flattened lists: ``{prefix}{i}.{rest}`` keys grouped by ``i`` into ``{rest: value}``
     dicts, in index order."""
     groups: dict[int, dict[str, Any]] = {}
-    for key, value in a.items():
-        if not key.startswith(prefix):
-            continue
+    for key in [k for k in a if k.startswith(prefix)]:  # most spans have none: scan fast
         head, _, rest = key[len(prefix) :].partition(".")
         if head.isdigit() and rest:
-            groups.setdefault(int(head), {})[rest] = value
+            groups.setdefault(int(head), {})[rest] = a[key]
     return [groups[i] for i in sorted(groups)]
 
 

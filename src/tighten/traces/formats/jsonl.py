@@ -122,7 +122,7 @@ def parse_session(obj: Any, context: ReadContext) -> Session:
         ended_at=_time(obj.get("ended_at"), "ended_at"),
         input_tokens=_int(usage, "input_tokens", "prompt_tokens"),
         output_tokens=_int(usage, "output_tokens", "completion_tokens"),
-        total_tokens=_int(usage, "total_tokens"),
+        total_tokens=_total(usage),
         cost_usd=_float(usage, "cost_usd", "cost"),
         outcome=outcome,
         artifact_versions={str(k): str(v) for k, v in versions.items()},
@@ -220,14 +220,20 @@ def _content(
     texts: list[str] = []
     media: list[str] = []
     results: list[dict[str, Any]] = []
+    thoughts: list[str] = []
     for block in content:
-        _block(block, texts, media, calls, results, index, limit)
+        _block(block, texts, media, calls, results, thoughts, index)
     text = "\n".join(texts)
     if len(text) > limit:
         raise RecordError(_too_long(f"messages[{index}].content", len(text), limit))
     msg["content"] = text
     if media:
         msg["media"] = media
+    if thoughts:
+        msg["reasoning"] = "\n".join(thoughts)[:limit]
+    for block in content:
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            results.append(_tool_result(block, index, limit))
     return results
 
 
@@ -237,8 +243,8 @@ def _block(
     media: list[str],
     calls: list[dict[str, Any]],
     results: list[dict[str, Any]],
+    thoughts: list[str],
     index: int,
-    limit: int,
 ) -> None:
     if isinstance(block, str):
         texts.append(block)
@@ -251,8 +257,10 @@ def _block(
     elif kind == "tool_use":
         calls.append(_tool_call(block, index, len(calls)))
     elif kind == "tool_result":
-        results.append(_tool_result(block, index, limit))
-    elif kind in ("thinking", "redacted_thinking"):
+        pass  # split out into a tool message by the caller
+    elif kind == "thinking":
+        thoughts.append(str(block.get("thinking", "")))
+    elif kind == "redacted_thinking":
         pass
     elif kind in ("image", "image_url", "input_image"):
         source = block.get("source")
@@ -372,6 +380,18 @@ def _int(obj: dict[str, Any], *keys: str) -> int | None:
         if value is not None:
             raise RecordError(f"usage.{key} must be a whole number, got {_kind(value)}")
     return None
+
+
+def _total(usage: dict[str, Any]) -> int | None:
+    """``total_tokens``, or input + output when only those are given."""
+    total = _int(usage, "total_tokens")
+    if total is not None:
+        return total
+    parts = (
+        _int(usage, "input_tokens", "prompt_tokens"),
+        _int(usage, "output_tokens", "completion_tokens"),
+    )
+    return None if parts[0] is None and parts[1] is None else sum(p or 0 for p in parts)
 
 
 def _float(obj: dict[str, Any], *keys: str) -> float | None:

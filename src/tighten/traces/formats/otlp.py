@@ -17,8 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
+from math import isfinite
 from typing import Any, BinaryIO, ClassVar
 
 import orjson
@@ -302,8 +303,11 @@ def _attributes(raw: Any) -> dict[str, Any]:
     """OTLP ``KeyValue`` list to a flat dict of plain values."""
     out: dict[str, Any] = {}
     for item in raw if isinstance(raw, list) else []:
-        if isinstance(item, dict) and isinstance(item.get("key"), str):
-            out[item["key"]] = _any_value(item.get("value"))
+        if isinstance(item, dict) and isinstance(key := item.get("key"), str):
+            value = item.get("value")
+            # the common case first: a string, spelled as the JSON encoding does
+            text = value.get("stringValue") if type(value) is dict and len(value) == 1 else None
+            out[key] = text if type(text) is str else _any_value(value)
     return out
 
 
@@ -312,28 +316,54 @@ def _any_value(value: Any) -> Any:
     if not isinstance(value, dict):
         return value if isinstance(value, str | int | float | bool) else None
     for key, item in value.items():
-        kind = key.replace("_", "").lower()
-        if kind in ("stringvalue", "bytesvalue"):
-            return item if isinstance(item, str) else str(item)
-        if kind == "boolvalue":
-            return item if isinstance(item, bool) else str(item).lower() == "true"
-        if kind == "intvalue":
-            return _number(item, int)
-        if kind == "doublevalue":
-            return _number(item, float)
-        if kind == "arrayvalue":
-            values = _dict(item).get("values")
-            return [_any_value(v) for v in values] if isinstance(values, list) else []
-        if kind == "kvlistvalue":
-            return _attributes(_dict(item).get("values"))
+        read = VALUE_READERS.get(key) or VALUE_READERS.get(key.replace("_", "").lower())
+        if read is not None:
+            return read(item)
     return None
 
 
+def _text_value(item: Any) -> str:
+    return item if isinstance(item, str) else str(item)
+
+
+def _bool_value(item: Any) -> bool:
+    return item if isinstance(item, bool) else str(item).lower() == "true"
+
+
+def _array_value(item: Any) -> list[Any]:
+    values = _dict(item).get("values")
+    return [_any_value(v) for v in values] if isinstance(values, list) else []
+
+
 def _number(value: Any, kind: type[int] | type[float]) -> int | float | None:
+    """A number, or ``None`` when malformed. NaN and infinities (``"NaN"``, ``"Infinity"``
+    in the JSON encoding) are ``None`` too: JSON has no such values, so that is how they
+    are stored and read back."""
     try:
-        return kind(value)
+        number = kind(value)
     except (TypeError, ValueError, OverflowError):
         return None
+    return number if kind is int or isfinite(number) else None
+
+
+# ``AnyValue`` fields by their name lowercased without underscores, and as spelled by the
+# JSON encoding and by protobuf field names (looked up first, to skip normalizing).
+VALUE_READERS: dict[str, Callable[[Any], Any]] = {
+    "stringvalue": _text_value,
+    "bytesvalue": _text_value,
+    "boolvalue": _bool_value,
+    "intvalue": lambda item: _number(item, int),
+    "doublevalue": lambda item: _number(item, float),
+    "arrayvalue": _array_value,
+    "kvlistvalue": lambda item: _attributes(_dict(item).get("values")),
+}
+VALUE_READERS.update(
+    {
+        spelling: VALUE_READERS[kind]
+        for kind in list(VALUE_READERS)
+        for spelling in (kind.replace("value", "Value"), kind.replace("value", "_value"))
+    }
+)
 
 
 def _events(value: Any) -> list[dict[str, Any]]:
@@ -353,22 +383,23 @@ def _event(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_sizes(span: dict[str, Any], limit: int) -> None:
-    fields: list[tuple[str, Any]] = [
-        ("name", span["name"]),
-        ("status message", span["status_message"]),
-    ]
-    fields += [(f"attribute {k!r}", v) for k, v in span["attributes"].items()]
+    _check_size("name", span["name"], limit)
+    _check_size("status message", span["status_message"], limit)
+    for key, value in span["attributes"].items():
+        if (len(value) if type(value) is str else _longest(value)) > limit:
+            _check_size(f"attribute {key!r}", value, limit)
     for event in span["events"]:
-        fields += [
-            (f"event {event['name'][:40]!r} attribute {k!r}", v)
-            for k, v in event["attributes"].items()
-        ]
-    for where, value in fields:
-        size = _longest(value)
-        if size > limit:
-            raise RecordError(
-                f"{where} is {size:,} characters, over the limit of {limit:,} (max_field_chars)"
-            )
+        for key, value in event["attributes"].items():
+            if _longest(value) > limit:
+                _check_size(f"event {event['name'][:40]!r} attribute {key!r}", value, limit)
+
+
+def _check_size(where: str, value: Any, limit: int) -> None:
+    size = _longest(value)
+    if size > limit:
+        raise RecordError(
+            f"{where} is {size:,} characters, over the limit of {limit:,} (max_field_chars)"
+        )
 
 
 def _longest(value: Any) -> int:
