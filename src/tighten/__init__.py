@@ -10,6 +10,7 @@ The public Python API. Everything else is internal and may change between releas
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +18,41 @@ from tighten.config import Settings
 from tighten.errors import ConfigError, InputError, StoreError, TightenError
 from tighten.hookspecs import hookimpl
 from tighten.store import Store, open_store
+from tighten.signals.detect import DetectReport
+from tighten.signals.model import (
+    Baseline,
+    DetectContext,
+    Detector,
+    SessionData,
+    Signal,
+    WindowDetector,
+    WindowSignal,
+)
 from tighten.traces.ingest import IngestReport
 from tighten.traces.model import Session, ToolCall
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Baseline",
     "ConfigError",
+    "DetectContext",
+    "DetectReport",
+    "Detector",
     "IngestReport",
     "InputError",
     "Session",
+    "SessionData",
     "Settings",
+    "Signal",
     "Store",
     "StoreError",
     "TightenError",
     "ToolCall",
+    "WindowDetector",
+    "WindowSignal",
     "__version__",
+    "detect",
     "hookimpl",
     "ingest",
     "ingest_sessions",
@@ -68,3 +88,19 @@ def ingest_sessions(
     return _ingest_sessions(
         store, sessions, settings=settings or Settings.load(), source=source, agent=agent
     )
+
+
+def detect(
+    store: Store,
+    *,
+    agent: str | None = None,
+    full: bool = False,
+    now: datetime | None = None,
+) -> DetectReport:
+    """Run the registered detectors over the sessions not analysed yet (``full``: all),
+    storing their signals, metrics and friction score. Rules only, offline; the LLM judge
+    is available through ``tighten detect --judge`` and
+    :func:`tighten.signals.detect.detect`."""
+    from tighten.signals.detect import detect as _detect
+
+    return _detect(store, agent=agent, full=full, now=now)
