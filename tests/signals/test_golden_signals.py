@@ -31,7 +31,9 @@ def test_signals_on_the_example_match_the_golden_file(settings: Settings) -> Non
     lines: list[str] = []
     with store.connect() as conn:
         scores = dict(
-            conn.execute(select(session_metrics.c.session_id, session_metrics.c.friction_score))
+            conn.execute(
+                select(session_metrics.c.session_id, session_metrics.c.friction_score)
+            ).all()
         )
         rows = conn.execute(
             select(signals.c.session_id, signals.c.type, signals.c.target, signals.c.evidence,

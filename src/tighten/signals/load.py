@@ -16,6 +16,8 @@ from tighten.traces.model import ToolCall
 
 __all__ = ["build_context", "load_sessions"]
 
+MIN_TOOL_CALLS = 5  # calls of a tool before its failure rate counts
+
 FACT_COLUMNS = (
     "session_id", "agent", "started_at", "ended_at", "model", "task_category", "channel",
     "input_tokens", "output_tokens", "total_tokens", "cost_usd", "artifact_versions",
@@ -104,8 +106,11 @@ def load_sessions(conn: Connection, session_ids: Sequence[str]) -> list[SessionD
 def build_context(
     conn: Connection, agents: Iterable[str], now: datetime, window_days: int = 30
 ) -> DetectContext:
-    """Baselines (median, MAD) per agent and task category over the trailing window, and
-    each tool's failure rate. Sessions without a start time count as in the window."""
+    """Baselines (median, MAD) per agent and task category over the trailing window —
+    ``messages`` (all messages, system included), ``tool_calls``, ``cost_usd``,
+    ``total_tokens``, ``duration_s`` and ``tool_latency_ms:<tool>`` — and each tool's
+    failure rate (over at least five calls). Sessions without a start time count as in
+    the window."""
     context = DetectContext(now=now)
     since = now - timedelta(days=window_days)
     when = func.coalesce(sessions.c.started_at, sessions.c.ingested_at)
@@ -140,6 +145,10 @@ def build_context(
             if baseline is not None:
                 context.baselines[(agent, category, metric)] = baseline
         context.tool_failure_rates.update(_tool_failure_rates(conn, agent, since, now))
+        for tool, latencies in _tool_latencies(conn, agent, since, now).items():
+            baseline = Baseline.of(latencies)
+            if baseline is not None:
+                context.baselines[(agent, None, f"tool_latency_ms:{tool}")] = baseline
     return context
 
 
@@ -158,4 +167,25 @@ def _tool_failure_rates(
         counts = totals[name]
         counts[0] += 1
         counts[1] += tool_failed(head, status, error)
-    return {(agent, name): failed / calls for name, (calls, failed) in totals.items() if calls >= 5}
+    return {
+        (agent, name): failed / calls
+        for name, (calls, failed) in totals.items()
+        if calls >= MIN_TOOL_CALLS
+    }
+
+
+def _tool_latencies(
+    conn: Connection, agent: str, since: datetime, now: datetime
+) -> dict[str, list[float]]:
+    """Latencies of each tool's calls (metric ``tool_latency_ms:<tool>``)."""
+    when = func.coalesce(sessions.c.started_at, sessions.c.ingested_at)
+    query = (
+        select(tool_calls.c.name, tool_calls.c.latency_ms)
+        .join(sessions, sessions.c.session_id == tool_calls.c.session_id)
+        .where(sessions.c.agent == agent, when >= since, when <= now)
+        .where(tool_calls.c.latency_ms.is_not(None))
+    )
+    found: dict[str, list[float]] = defaultdict(list)
+    for name, latency in conn.execute(query):
+        found[name].append(float(latency))
+    return found
