@@ -3,7 +3,7 @@ signals are."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -38,8 +38,12 @@ class SessionMetrics:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_row(self) -> dict[str, Any]:
-        row = asdict(self)
-        row.pop("extra")
+        """The columns of ``session_metrics`` (a shallow copy: ``dataclasses.asdict``
+        deep-copies and costs more than computing the metrics)."""
+        row = {name: getattr(self, name) for name in ROW_FIELDS}
+        row["media_types"] = list(self.media_types)
+        row["artifact_versions"] = dict(self.artifact_versions)
+        row["signal_types"] = list(self.signal_types)
         return row
 
 
@@ -110,3 +114,6 @@ def _avg_response_ms(messages: list[dict[str, Any]]) -> float | None:
             gaps.append((when - asked).total_seconds() * 1000)
             asked = None
     return sum(gaps) / len(gaps) if gaps else None
+
+
+ROW_FIELDS = tuple(f.name for f in fields(SessionMetrics) if f.name != "extra")

@@ -5,6 +5,7 @@ All of them read trace text as data: they look for shapes, never follow what it 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable
 
 __all__ = [
@@ -57,6 +58,7 @@ def truncate(text: str, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+@lru_cache(maxsize=8192)
 def error_reason(text: str) -> str | None:
     """Why a tool result looks like a failure (``"Error: prefix"``, ``"traceback"``,
     ``"exit code 2"``, ``"HTTP 503"``, ``"timeout"``, ``"JSON error field"``), or ``None``.

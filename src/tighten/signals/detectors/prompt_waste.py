@@ -124,6 +124,11 @@ class Candidate:
         return False
 
 
+# Below this size (two 40-word blocks, or one 150-token block at ~4 characters a token)
+# neither detector can fire.
+MIN_ANALYSED_CHARS = 480
+
+
 @dataclass(frozen=True, slots=True)
 class PromptAnalysis:
     duplicates: tuple[Duplicate, ...]
@@ -133,7 +138,10 @@ class PromptAnalysis:
 @lru_cache(maxsize=256)
 def analyse(prompts: tuple[str, ...]) -> PromptAnalysis:
     """The analysis of a prompt (its system texts), cached. Replacing digits keeps every
-    offset, so the spans found on the normalised text hold in the original one."""
+    offset, so the spans found on the normalised text hold in the original one. A prompt
+    too short to hold two duplicated blocks or one large unused block is not analysed."""
+    if sum(len(p) for p in prompts) < MIN_ANALYSED_CHARS:
+        return PromptAnalysis((), ())
     return _analyse_normalised(tuple(p.translate(_DIGITS) for p in prompts))
 
 
