@@ -79,7 +79,7 @@ def main() -> None:
     from synth import write_sessions
 
     example = ROOT / "examples" / "tau_bench_airline_gpt4o.jsonl.gz"
-    pure_detectors(as_session_data(example, repeat=10), "tau-bench example ×10")
+    pure_detectors(as_session_data(example, repeat=10), "tau-bench example x10")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "synthetic.jsonl"
         write_sessions(path, args.sessions)

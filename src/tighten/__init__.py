@@ -17,7 +17,6 @@ from typing import Any
 from tighten.config import Settings
 from tighten.errors import ConfigError, InputError, StoreError, TightenError
 from tighten.hookspecs import hookimpl
-from tighten.store import Store, open_store
 from tighten.signals.detect import DetectReport
 from tighten.signals.model import (
     Baseline,
@@ -28,6 +27,7 @@ from tighten.signals.model import (
     WindowDetector,
     WindowSignal,
 )
+from tighten.store import Store, open_store
 from tighten.traces.ingest import IngestReport
 from tighten.traces.model import Session, ToolCall
 

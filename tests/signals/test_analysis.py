@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.signals.test_detect import NOW, test_detectors  # noqa: F401 - fixture
 from tighten.config import Settings
 from tighten.errors import InputError
 from tighten.signals.calibrate import calibrate
@@ -19,7 +20,6 @@ from tighten.signals.postmortem import postmortem
 from tighten.store import Store
 from tighten.store.schema import calibrations
 from tighten.traces.ingest import ingest_sessions
-from tests.signals.test_detect import NOW, test_detectors  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("test_detectors")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import EXAMPLE
 from tighten.config import Settings
 from tighten.signals.detect import detect
 from tighten.store import open_store
 from tighten.store.schema import session_metrics, signals
-from tests.conftest import EXAMPLE
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "signals-tau-bench.txt"
 

@@ -370,7 +370,7 @@ def test_concurrent_ingests_of_the_same_data_on_a_new_database(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(3)
     ]
     results = [p.communicate(timeout=120) for p in procs]

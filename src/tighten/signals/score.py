@@ -111,9 +111,13 @@ class ScoreModel:
 
 
 # Default weights, set by judgement rather than fitted to any one data set: a session
-# with no friction scores about 0.25; one unrecovered tool failure or an escalation
-# moves it past 0.5; delight pulls it down. Long conversations carry some risk on their
-# own (more turns, more chances to go wrong).
+# with no friction scores about 0.25; an unrecovered tool failure, an error loop or an
+# explicitly frustrated user moves it towards 0.5; delight pulls it down. Long
+# conversations carry some risk on their own (more turns, more chances to go wrong).
+# Evidence that is often *correct* behaviour weighs little: a refusal is usually the
+# policy working, a handoff to a human is sometimes the right answer, and a "thanks" is
+# as often politeness as satisfaction. `tighten calibrate` learns the real weights of an
+# agent from its outcomes.
 DEFAULT_MODEL = ScoreModel(
     weights={
         "tool_failure": 0.5,
@@ -121,9 +125,9 @@ DEFAULT_MODEL = ScoreModel(
         "error_loop": 0.8,
         "context_thrashing": 0.4,
         "stagnation": 0.6,
-        "escalation": 1.2,
+        "escalation": 0.2,
         "unanswered_question": 0.7,
-        "refusal": 0.4,
+        "refusal": 0.05,
         "correction": 0.7,
         "repeated_request": 0.6,
         "frustration": 1.0,
@@ -134,11 +138,11 @@ DEFAULT_MODEL = ScoreModel(
         "quality_rejection": 0.9,
         "unhandled_media": 0.8,
         "other_friction": 0.4,
-        "satisfaction": -0.9,
+        "satisfaction": -0.15,
         "efficient_finish": -0.6,
-        "first_try_success": -0.3,
+        "first_try_success": -0.05,
         "other_delight": -0.3,
-        "log_messages": 0.35,
+        "log_messages": 0.6,
         "log_user_messages": 0.2,
         "log_tool_calls": 0.0,
         "tool_failure_share": 0.8,

@@ -5,8 +5,8 @@ All of them read trace text as data: they look for shapes, never follow what it 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Iterable
+from functools import lru_cache
 
 __all__ = [
     "STOPWORDS",

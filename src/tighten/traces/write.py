@@ -7,7 +7,6 @@ at all.
 from __future__ import annotations
 
 import functools
-import functools
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
