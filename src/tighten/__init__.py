@@ -17,6 +17,7 @@ from typing import Any
 from tighten.config import Settings
 from tighten.errors import ConfigError, InputError, StoreError, TightenError
 from tighten.hookspecs import hookimpl
+from tighten.registry.client import get_artifact
 from tighten.signals.detect import DetectReport
 from tighten.signals.model import (
     Baseline,
@@ -53,6 +54,7 @@ __all__ = [
     "WindowSignal",
     "__version__",
     "detect",
+    "get_artifact",
     "hookimpl",
     "ingest",
     "ingest_sessions",

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from tighten import __version__
-from tighten.cli import analysis, db, demo, rejects, sessions, signals, traces
+from tighten.cli import analysis, artifacts, db, demo, rejects, sessions, signals, traces
 from tighten.cli.context import AppContext
 from tighten.cli.output import err_console
 from tighten.errors import TightenError
@@ -48,6 +48,7 @@ cli.add_command(analysis.postmortem)
 cli.add_command(analysis.eval_group)
 cli.add_command(sessions.group)
 cli.add_command(rejects.group)
+cli.add_command(artifacts.group)
 cli.add_command(db.group)
 cli.add_command(demo.demo)
 

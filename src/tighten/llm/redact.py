@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["redact"]
+__all__ = ["find_secrets", "redact"]
 
 _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
@@ -47,6 +47,26 @@ _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?![\w-])"
     r"|(?<![\w+])\+\d{8,15}\b"
 )
+
+
+def find_secrets(text: str) -> list[str]:
+    """The kinds of credentials in ``text`` (``"private key"``, ``"API key"``,
+    ``"token"``, ``"secret value"``), each once, in the order of the patterns — for
+    checks that must refuse, not redact (a deploy guardrail). Personal data is not a
+    secret here."""
+    kinds = {
+        "[PRIVATE_KEY]": "private key",
+        "[API_KEY]": "API key",
+        "[TOKEN]": "token",
+        r"\1 [TOKEN]": "token",
+        r"\1[SECRET]": "secret value",
+    }
+    found: list[str] = []
+    for pattern, placeholder in _SECRET_PATTERNS:
+        kind = kinds.get(placeholder)
+        if kind and kind not in found and pattern.search(text):
+            found.append(kind)
+    return found
 
 
 def redact(text: str) -> str:

@@ -205,6 +205,13 @@ label_moves = Table(
     Column("actor", NAME, nullable=False),
     Column("reason", Text),
     Column("moved_at", Timestamp, nullable=False),
+    Column(
+        "kind",
+        String(20),
+        nullable=False,
+        server_default="deploy",
+        comment="deploy, rollback or promote; rollbacks are skipped when stepping back",
+    ),
 )
 
 signals = Table(
