@@ -22,7 +22,9 @@ from tighten.cli.app import cli, main
 from tighten.config import Settings
 from tighten.hookspecs import hookimpl
 from tighten.plugins import plugin_manager
+from tighten.signals.detectors import builtin_detectors
 from tighten.signals.model import DetectContext, SessionData, Signal
+from tighten.signals.score import FEATURES
 from tighten.store.schema import metadata
 
 DOCS = ROOT / "docs"
@@ -315,3 +317,53 @@ def test_relative_links_resolve(path: Path) -> None:
             if not linked.exists() or (is_doc and anchor not in _anchors(linked)):
                 broken.append(target)
     assert not broken, f"{path.relative_to(ROOT)} has broken links: {broken}"
+
+
+# -- detection ------------------------------------------------------------------------------
+
+DETECTION = DOCS / "detection.md"
+DETECTOR_NAMES = sorted(d.name for d in builtin_detectors())
+METRIC_COLUMNS = [c.name for c in metadata.tables["session_metrics"].columns]
+
+
+def _detection_section(heading: str) -> str:
+    """A level-2 section of docs/detection.md."""
+    sections = _sections(DETECTION)
+    assert heading in sections, f"docs/detection.md needs a '## {heading}' heading"
+    return sections[heading]
+
+
+def _has_row(section: str, name: str) -> bool:
+    """True when a table row of ``section`` starts with ``name`` in backticks."""
+    return re.search(rf"^\| `{re.escape(name)}` \|", section, re.MULTILINE) is not None
+
+
+def test_detection_lists_are_found() -> None:
+    assert "rules.tool_failure" in DETECTOR_NAMES
+    assert len(DETECTOR_NAMES) == len(set(DETECTOR_NAMES)), "two detectors share a name"
+    assert "tool_failure" in FEATURES
+    assert "friction_score" in METRIC_COLUMNS
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_every_builtin_detector_is_in_detection_md(name: str) -> None:
+    section = _detection_section("Built-in detectors")
+    assert _has_row(section, name), (
+        f"docs/detection.md, section 'Built-in detectors', needs a table row for `{name}`"
+    )
+
+
+@pytest.mark.parametrize("feature", FEATURES)
+def test_every_score_feature_is_in_detection_md(feature: str) -> None:
+    section = _detection_section("The friction score")
+    assert _has_row(section, feature), (
+        f"docs/detection.md, section 'The friction score', needs a table row for `{feature}`"
+    )
+
+
+@pytest.mark.parametrize("column", METRIC_COLUMNS)
+def test_every_session_metrics_column_is_in_detection_md(column: str) -> None:
+    section = _detection_section("Per-session metrics")
+    assert _has_row(section, column), (
+        f"docs/detection.md, section 'Per-session metrics', needs a table row for `{column}`"
+    )

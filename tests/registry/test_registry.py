@@ -172,3 +172,18 @@ def test_artifacts_commands(cli, tmp_path: Path) -> None:  # type: ignore[no-unt
     assert refused.code == 0
     history_out = json.loads(cli("artifacts history config --json").out)
     assert [m["to_version"] for m in history_out["moves"]] == [1, 2, 1]
+
+
+def test_deploying_the_current_version_moves_nothing(store: Store, tmp_path: Path) -> None:
+    root = manifest(tmp_path / "m")
+    import_artifacts(store, "bot", root)
+    (root / "refunds.md").write_text(PLAYBOOK + "\nNew rule.")
+    import_artifacts(store, "bot", root)
+    deploy(store, "bot", "refunds", 2, actor="owner")
+    again = deploy(store, "bot", "refunds", 2, actor="owner")
+    assert (again.ok, again.from_number, again.to_number) == (True, 2, 2)
+    assert rollback(store, "bot", "refunds", actor="owner").to_number == 1
+    with store.connect() as conn:
+        moves = history(conn, find_artifact(conn, "bot", "refunds"))["moves"]
+    assert [(m["from_version"], m["to_version"]) for m in moves] == [(2, 1), (1, 2), (None, 1)]
+    assert moves[0]["moved_at"].tzinfo is not None

@@ -44,8 +44,14 @@ def _artifact(row: Any) -> Artifact:
     )
 
 
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 def _version(row: Any) -> Version:
-    return Version(**{k: row[k] for k in Version.__dataclass_fields__})
+    values = {k: row[k] for k in Version.__dataclass_fields__}
+    values["created_at"] = _utc(values["created_at"])
+    return Version(**values)
 
 
 def find_artifact(conn: Connection, agent: str, name: str) -> Artifact:
@@ -207,14 +213,14 @@ def history(conn: Connection, artifact: Artifact) -> dict[str, Any]:
     return {
         "versions": [
             {"version": v["number"], "author": v["author"], "reason": v["reason"],
-             "created_at": v["created_at"], "content_hash": v["content_hash"],
+             "created_at": _utc(v["created_at"]), "content_hash": v["content_hash"],
              "chars": len(v["content"])}
             for v in versions
         ],
         "moves": [
             {"label": m["label"], "from_version": by_id.get(m["from_version_id"]),
              "to_version": by_id[m["to_version_id"]], "actor": m["actor"], "reason": m["reason"],
-             "moved_at": m["moved_at"]}
+             "moved_at": _utc(m["moved_at"])}
             for m in moves
         ],
     }  # fmt: skip
@@ -290,10 +296,11 @@ def deploy(
             raise InputError(
                 f"{name!r} has no version {number}. See `tighten artifacts history {name}`."
             )
+        current = label_versions(conn, artifact).get(label)
+        if current == number:
+            return DeployResult(name, label, True, current, number)  # already there: no move
         failures = check(artifact, target.content, actor_is_human=actor_is_human, limits=limits)
-        if failures:
-            current = label_versions(conn, artifact).get(label)
-        else:
+        if not failures:
             previous = _move(conn, artifact, label, target, actor, reason, now)
             return DeployResult(name, label, True, previous, target.number)
     with store.begin() as conn:
@@ -327,6 +334,8 @@ def rollback(
             if found is None:
                 raise InputError(f"{name!r} has no version {to}.")
             target = found
+        if label_versions(conn, artifact).get(label) == target.number:
+            return DeployResult(name, label, True, target.number, target.number)
         previous = _move(conn, artifact, label, target, actor, reason, now, kind="rollback")
     return DeployResult(name, label, True, previous, target.number)
 
@@ -344,7 +353,7 @@ def _step_back(conn: Connection, artifact: Artifact, label: str) -> Version:
         raise InputError(f"{artifact.name!r} has never been deployed to {label}.")
     current = moves[0][1]
     for from_id, to_id, kind in moves:
-        if kind != "rollback" and to_id == current:
+        if kind != "rollback" and to_id == current and from_id != to_id:
             if from_id is None:
                 break
             row = conn.execute(
