@@ -168,12 +168,19 @@ RUNS = {
     "tighten sessions show": ["sessions", "show", "conv-booking-001"],
     "tighten rejects list": ["rejects", "list"],
     "tighten db status": ["db", "status"],
+    "tighten artifacts import": ["artifacts", "import", "{artifacts}", "--agent", "bot"],
+    "tighten artifacts list": ["artifacts", "list"],
+    "tighten artifacts show": ["artifacts", "show", "config"],
+    "tighten artifacts deploy": ["artifacts", "deploy", "config", "1", "--label", "staging"],
+    "tighten artifacts diff": ["artifacts", "diff", "config", "1", "1"],
+    "tighten artifacts history": ["artifacts", "history", "config"],
+    "tighten artifacts rollback": ["artifacts", "rollback", "config", "--to", "1"],
 }
 # Objects whose keys are data (a path, a feature, a signal type): their keys are not
 # fields, and neither are the keys inside them, except for KEYED ones, whose values are
 # objects with documented fields.
 OPAQUE = {"formats", "outcome", "artifact_versions", "attributes", "messages", "by_type"}
-OPAQUE |= {"features", "weights"}
+OPAQUE |= {"features", "weights", "labels", "refused", "before", "after"}
 KEYED = {"detectors"}
 
 
@@ -214,6 +221,9 @@ def json_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("docs")
     bad = folder / "bad.jsonl"
     bad.write_text('{"session_id": "ok", "messages": []}\n{"session_id": "bad"}\n')
+    artifacts = folder / "artifacts"
+    artifacts.mkdir()
+    (artifacts / "config.json").write_text('{"model": "gpt-4.1-mini", "temperature": 0.2}')
     outputs: dict[str, Any] = {}
     plugins = plugin_manager()
     plugins.register(_DocsPlugin(), name="tests.docs")
@@ -224,7 +234,8 @@ def json_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             mp.setenv("TIGHTEN_HOME", str(folder / "home"))
             for command_path, args in RUNS.items():
                 argv = ["--db", str(folder / "docs.db"), *args, "--json"]
-                outputs[command_path] = _run_json([a.format(bad=bad) for a in argv])
+                argv = [a.format(bad=bad, artifacts=artifacts) for a in argv]
+                outputs[command_path] = _run_json(argv)
     finally:
         plugins.unregister(name="tests.docs")
     return outputs
