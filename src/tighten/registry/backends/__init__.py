@@ -1,0 +1,1 @@
+"""Registry backends: the database (default), a git repository, Langfuse, PromptLayer."""
