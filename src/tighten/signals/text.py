@@ -64,6 +64,8 @@ def error_reason(text: str) -> str | None:
     ``"exit code 2"``, ``"HTTP 503"``, ``"timeout"``, ``"JSON error field"``), or ``None``.
     Only the start of long results is examined, where tools put their errors."""
     head = text[:2000]
+    if head.isascii():  # lower() keeps every offset: the gated checks are the same
+        return _gated_error_reason(head, head.lower())
     if _TRACEBACK.search(head):
         return "traceback"
     if _ERROR_PREFIX.match(head):

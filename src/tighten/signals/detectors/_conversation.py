@@ -149,25 +149,31 @@ def _build(session: SessionData) -> Conversation:
     human: list[int] = []
     said: list[int] = []
     observations: list[int] = []
+    tools: list[int] = []
     for index, msg in enumerate(session.messages):
         role = msg["role"]
-        text = msg.get("content") or ""
         if role == "user":
-            text = strip_control(text)
+            text = strip_control(msg.get("content") or "")
             if looks_like_observation(text):
                 observations.append(index)
-                text = ""
-            else:
-                human.append(index)
+                texts.append("")
+                lowers.append("")
+                continue
+            human.append(index)
         elif role == "assistant":
+            text = msg.get("content") or ""
             if text:
                 said.append(index)
         else:
-            text = ""
+            if role == "tool":
+                tools.append(index)
+            texts.append("")
+            lowers.append("")
+            continue
         texts.append(text)
         low = text.lower()
         lowers.append(low.replace("\u2019", "'") if "\u2019" in low else low)
-    attempts = _call_attempts(session.messages, session.tool_calls)
+    attempts = _call_attempts(session.messages, session.tool_calls, tools)
     if observations:
         attempts.extend(_observation_attempts(session.messages, observations))
         attempts.sort(key=lambda a: a.call_index)
@@ -188,11 +194,14 @@ def normalize_arguments(arguments: str) -> str:
     return " ".join(text.split())
 
 
-def _call_attempts(messages: list[dict[str, Any]], calls: list[ToolCall]) -> list[Attempt]:
-    """Each call with the index of the tool message answering it: the first unclaimed one
-    after the call with its id (ids are sometimes reused within a session), else with its
-    tool name."""
-    tool_indexes = [i for i, m in enumerate(messages) if m["role"] == "tool"]
+def _call_attempts(
+    messages: list[dict[str, Any]], calls: list[ToolCall], tool_indexes: list[int]
+) -> list[Attempt]:
+    """Each call with the index of the tool message answering it (``tool_indexes``: those
+    of the tool messages): the first unclaimed one after the call with its id (ids are
+    sometimes reused within a session), else with its tool name."""
+    if not calls:
+        return []
     by_id: dict[str, list[int]] = {}
     for i in tool_indexes:
         call_id = messages[i].get("tool_call_id")

@@ -55,6 +55,8 @@ class Part:
         blob, starts = self.blob, self.starts
         found: dict[int, list[int]] = {}
         for hint in hints:
+            if hint not in blob:  # the common case, and cheaper than a find
+                continue
             at = blob.find(hint)
             while at >= 0:
                 pos = bisect.bisect_right(starts, at) - 1

@@ -149,11 +149,6 @@ def _content(low: str) -> set[str]:
     return found
 
 
-def _overlap(a: set[str], b: set[str]) -> float:
-    shared = len(a & b)
-    return shared / (len(a) + len(b) - shared)
-
-
 class RepeatedRequest:
     """``repeated_request``: a person says the same thing again."""
 
@@ -210,9 +205,11 @@ def _closest(content: set[str], earlier: list[tuple[int, set[str]]]) -> tuple[fl
     best, best_index = 0.0, -1
     size = len(content)
     for before, words in earlier:
-        if min(size, len(words)) < _RELATED * max(size, len(words)):
+        other = len(words)
+        if (size if size < other else other) < _RELATED * (other if size < other else size):
             continue  # too different in size to reach even the lower threshold
-        score = _overlap(content, words)
+        shared = len(content & words)  # Jaccard, inlined: a hot loop
+        score = shared / (size + other - shared)
         if score > best:
             best, best_index = score, before
     return best, best_index
