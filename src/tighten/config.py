@@ -64,6 +64,34 @@ class Settings(BaseSettings):
         gt=0,
         description="Sessions written per transaction during ingest.",
     )
+    registry: str = Field(
+        default="db",
+        description=(
+            "Where artifacts live and deploys go: `db` (tighten's database), "
+            "`git:/path/to/repo` (a git repository: deploys are commits on its main branch), "
+            "`langfuse` (Langfuse prompt management) or `promptlayer`, or a plugin's scheme."
+        ),
+    )
+    langfuse_host: str = Field(
+        default="https://cloud.langfuse.com", description="Base URL of the Langfuse server."
+    )
+    langfuse_public_key: str | None = Field(
+        default=None, description="Langfuse public key (default: LANGFUSE_PUBLIC_KEY)."
+    )
+    langfuse_secret_key: SecretStr | None = Field(
+        default=None, description="Langfuse secret key (default: LANGFUSE_SECRET_KEY)."
+    )
+    promptlayer_api_key: SecretStr | None = Field(
+        default=None, description="PromptLayer API key (default: PROMPTLAYER_API_KEY)."
+    )
+    approvers: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Who may decide on proposals: sender ids as channels report them (a Telegram "
+            "chat id, a phone number, a Slack user id, an e-mail address). Empty: only the "
+            "local command line (sender `cli`) may decide."
+        ),
+    )
     llm_model: str | None = Field(
         default=None,
         description=(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from tighten.registry.base import RegistryFactory
     from tighten.signals.model import Detector, WindowDetector
     from tighten.traces.formats.base import TraceFormat
 
@@ -36,3 +37,11 @@ def register_detectors() -> list[Detector | WindowDetector]:  # type: ignore[emp
     context)`` (over an agent's window). See :mod:`tighten.signals.model` for the
     contracts. A detector whose ``name`` repeats an earlier one replaces it, so a plugin
     can override a built-in."""
+
+
+@hookspec
+def register_registries() -> dict[str, RegistryFactory]:  # type: ignore[empty-body]
+    """Return registry backends by scheme: ``{"git": factory}``. A factory is called as
+    ``factory(target, settings, store)`` for the ``registry`` setting ``scheme:target``
+    (``target`` may be empty) and returns an object with ``fetch``, ``publish``,
+    ``move_label`` and ``versions`` (see :class:`tighten.registry.base.Registry`)."""

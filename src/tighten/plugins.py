@@ -16,10 +16,12 @@ def plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager, with built-ins and ``tighten`` entry points loaded."""
     pm = pluggy.PluginManager("tighten")
     pm.add_hookspecs(hookspecs)
+    from tighten.registry import backends
     from tighten.signals import detectors
     from tighten.traces import formats
 
     pm.register(formats, name="tighten.builtin_formats")
     pm.register(detectors, name="tighten.builtin_detectors")
+    pm.register(backends, name="tighten.builtin_registries")
     pm.load_setuptools_entrypoints("tighten")
     return pm

@@ -9,7 +9,18 @@ from pathlib import Path
 import click
 
 from tighten import __version__
-from tighten.cli import analysis, artifacts, db, demo, rejects, sessions, signals, traces
+from tighten.cli import (
+    analysis,
+    artifacts,
+    db,
+    demo,
+    proposals,
+    rejects,
+    review,
+    sessions,
+    signals,
+    traces,
+)
 from tighten.cli.context import AppContext
 from tighten.cli.output import err_console
 from tighten.errors import TightenError
@@ -49,6 +60,8 @@ cli.add_command(analysis.eval_group)
 cli.add_command(sessions.group)
 cli.add_command(rejects.group)
 cli.add_command(artifacts.group)
+cli.add_command(proposals.group)
+cli.add_command(review.group)
 cli.add_command(db.group)
 cli.add_command(demo.demo)
 

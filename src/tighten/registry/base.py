@@ -9,11 +9,16 @@ whatever the backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-__all__ = ["Fetched", "Registry", "RegistryVersion"]
+if TYPE_CHECKING:
+    from tighten.config import Settings
+    from tighten.store import Store
+
+__all__ = ["Fetched", "Registry", "RegistryFactory", "RegistryVersion"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +65,6 @@ class Registry(Protocol):
     ) -> None: ...
 
     def versions(self, agent: str, artifact: str) -> list[RegistryVersion]: ...
+
+
+RegistryFactory = Callable[[str, "Settings", "Store"], Registry]

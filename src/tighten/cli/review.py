@@ -1,0 +1,85 @@
+"""``tighten review digest``: a cycle's proposals as the owner reads them. The owner's
+reply will get its own sub-command in this group."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import click
+
+from tighten.cli.context import AppContext, json_option, pass_app
+from tighten.cli.output import print_json
+from tighten.proposals.add import last_deployed, load_cycle
+from tighten.registry.resolve import resolve_registry
+from tighten.review.decisions import handle_reply
+from tighten.review.digest import FORMATS, Format, LastEffect, render_digest
+
+__all__ = ["group"]
+
+
+@click.group("review")
+def group() -> None:
+    """Review a cycle of proposals: the digest, and the owner's decisions."""
+
+
+@group.command("digest")
+@click.option("--cycle", "cycle_id", type=int, help="A cycle id (default: the latest open cycle).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for chats and terminals, markdown for Slack and GitHub, html for e-mail "
+    "and the web.",
+)
+@json_option
+@pass_app
+def digest(app: AppContext, cycle_id: int | None, fmt: str, as_json: bool) -> None:
+    """The digest of a cycle: numbered proposals grouped by goal, what was deployed last
+    time, and the reply options. Text and markdown come in messages of at most 4,000
+    characters (with --json, as the list "parts")."""
+    with app.store().connect() as conn:
+        cycle, items = load_cycle(conn, cycle_id)
+        previous = last_deployed(conn, cycle)
+    last = [LastEffect(p.number or 0, p.headline, None) for p in previous]
+    parts = render_digest(cycle, items, last_deployed=last, fmt=cast(Format, fmt))
+    if as_json:
+        print_json(
+            {"cycle_id": cycle.cycle_id, "agent": cycle.agent, "format": fmt, "parts": parts}
+        )
+        return
+    click.echo("\n\n".join(part.rstrip("\n") for part in parts))
+
+
+@group.command("reply")
+@click.argument("text")
+@click.option("--cycle", "cycle_id", type=int, help="A cycle id (default: the latest open cycle).")
+@click.option(
+    "--from",
+    "sender",
+    default="cli",
+    show_default=True,
+    help="Who sent the reply; must be one of the `approvers` setting (`cli`: this terminal, "
+    "allowed when no approvers are set).",
+)
+@json_option
+@pass_app
+def reply(app: AppContext, text: str, cycle_id: int | None, sender: str, as_json: bool) -> None:
+    """Carry out the owner's reply TEXT to a digest: "deploy all", "deploy 1 and 4",
+    "remove 4, deploy", "skip — too risky", "reject 2 because …", "show me item 3",
+    "rollback master_prompt", "status". Ambiguous replies are answered with a question
+    and change nothing; every decision is recorded with its reason."""
+    store, settings = app.store(), app.settings()
+    outcome = handle_reply(
+        store,
+        text,
+        sender=sender,
+        approvers=settings.approvers,
+        cycle_id=cycle_id,
+        registry=resolve_registry(settings, store),
+    )
+    if as_json:
+        print_json(outcome.as_dict())
+    else:
+        click.echo(outcome.message)

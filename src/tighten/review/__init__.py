@@ -1,0 +1,1 @@
+"""Review: the owner's digest, the reply grammar and decisions."""
