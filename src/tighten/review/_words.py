@@ -99,7 +99,7 @@ _PHRASES: Final = tuple(
          r"|\bwhere\s+(?:are|do)\s+we(?:\s+(?:at|stand))?\b", " STATUS "),
         (r"\btell\s+me\s+(?:more\s+)?(?:about|on)\b|\btell\s+me\s+more\b"
          r"|\bmore\s+(?:info\s+|details?\s+)?(?:on|about)\b|\bdetails?\s+(?:on|of|for|about)\b"
-         r"|\bwhat(?:'s|s|\s+is|\s+was)\b|\bshow\s+me\b", " SHOW "),
+         r"|\bwhat(?:'s|s|\s+is|\s+was|\s+about)\b|\bshow\s+me\b", " SHOW "),
         (r"\bgo\s+ahead(?:\s+(?:and|with))?\b", " DEPLOY "),
         (r"\b(?:looks|sounds)\s+good(?:\s+to\s+me)?\b", " yes "),
         (r"\b(?:apart\s+from|other\s+than|except\s+for|but\s+not|leaving\s+out)\b", " EXCEPT "),
@@ -334,8 +334,10 @@ def _step(reading: Reading, tokens: list[Token], index: int, numbers: Sequence[i
                 return f'I did not understand "-{after.text}". {HELP}'
         case "except":
             clause.excepting = clause.dangling = True
-        case "but":  # "all but 2" leaves 2 out; "ok but deploy 3" is a plain "but"
-            clause.excepting = clause.excepting or clause.scope == "all"
+        case "but" if clause.scope == "all":  # "all but 2"; "ok but deploy 3" is a plain but
+            clause.excepting = clause.dangling = True
+        case "but":
+            pass
         case "all" | "rest":
             clause.scope = "rest" if token.kind == "rest" else clause.scope or "all"
         case "both":

@@ -236,11 +236,11 @@ def _single(clause: Clause, question: bool, cycle: _Cycle, reason: str | None) -
         return Status()
     if clause.verb in ("show", "status"):
         return _show(clause, cycle)
-    if clause.verb == "refuse" and (clause.numbers or clause.excluded):
-        named = _items(clause.numbers or clause.excluded)
-        return Ask(f'Reject {named}? If so, reply "reject {_join(clause.numbers)}".')
-    if clause.verb == "refuse":
+    if clause.verb == "refuse" and not (clause.numbers or clause.excluded):
         return Reject(cycle.numbers, reason)
+    if clause.verb == "refuse":  # "no 3", "no, except 3"
+        named = _join(clause.numbers or clause.excluded)
+        return Ask(f'Which items should I reject? Reply, say, "reject {named}" or "skip".')
     if question and len(clause.numbers) == 1 and not clause.excluded and not clause.scope:
         return Show(clause.numbers[0])
     return Ask(_what_to_do(clause))
