@@ -84,6 +84,22 @@ class Settings(BaseSettings):
     promptlayer_api_key: SecretStr | None = Field(
         default=None, description="PromptLayer API key (default: PROMPTLAYER_API_KEY)."
     )
+    channel: str = Field(
+        default="console",
+        description=(
+            "Where `tighten review send` sends the digest and `review poll` reads replies: "
+            "console, telegram, slack, whatsapp (Meta Cloud API), green-api, webhook, or a "
+            "plugin's channel."
+        ),
+    )
+    channels: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description=(
+            "Non-secret options per channel, e.g. in tighten.toml `[channels.telegram]` "
+            '`chat_id = "12345"`. Tokens and secrets come only from environment variables '
+            "(see docs/review.md)."
+        ),
+    )
     approvers: list[str] = Field(
         default_factory=list,
         description=(

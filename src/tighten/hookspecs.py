@@ -13,6 +13,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from tighten.registry.base import RegistryFactory
+    from tighten.review.channels.registry import ChannelFactory
     from tighten.signals.model import Detector, WindowDetector
     from tighten.traces.formats.base import TraceFormat
 
@@ -45,3 +46,12 @@ def register_registries() -> dict[str, RegistryFactory]:  # type: ignore[empty-b
     ``factory(target, settings, store)`` for the ``registry`` setting ``scheme:target``
     (``target`` may be empty) and returns an object with ``fetch``, ``publish``,
     ``move_label`` and ``versions`` (see :class:`tighten.registry.base.Registry`)."""
+
+
+@hookspec
+def register_channels() -> dict[str, ChannelFactory]:  # type: ignore[empty-body]
+    """Return channels by name: ``{"telegram": factory}``. A factory is called as
+    ``factory(options, env, state_dir)`` — the channel's options from the ``channels``
+    setting, the environment (where tokens live) and a folder for its polling state —
+    and returns an object with ``send``, ``poll`` and ``parse_webhook`` (see
+    :class:`tighten.review.channels.base.Channel`)."""

@@ -17,11 +17,13 @@ def plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager("tighten")
     pm.add_hookspecs(hookspecs)
     from tighten.registry import backends
+    from tighten.review.channels import registry as channels
     from tighten.signals import detectors
     from tighten.traces import formats
 
     pm.register(formats, name="tighten.builtin_formats")
     pm.register(detectors, name="tighten.builtin_detectors")
     pm.register(backends, name="tighten.builtin_registries")
+    pm.register(channels, name="tighten.builtin_channels")
     pm.load_setuptools_entrypoints("tighten")
     return pm

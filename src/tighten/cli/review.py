@@ -3,6 +3,7 @@ reply will get its own sub-command in this group."""
 
 from __future__ import annotations
 
+import os
 from typing import cast
 
 import click
@@ -11,8 +12,10 @@ from tighten.cli.context import AppContext, json_option, pass_app
 from tighten.cli.output import print_json
 from tighten.proposals.add import last_deployed, load_cycle
 from tighten.registry.resolve import resolve_registry
+from tighten.review.channels.registry import resolve_channel
 from tighten.review.decisions import handle_reply
 from tighten.review.digest import FORMATS, Format, LastEffect, render_digest
+from tighten.review.send import poll_replies, send_digest
 
 __all__ = ["group"]
 
@@ -83,3 +86,40 @@ def reply(app: AppContext, text: str, cycle_id: int | None, sender: str, as_json
         print_json(outcome.as_dict())
     else:
         click.echo(outcome.message)
+
+
+@group.command("send")
+@click.option("--cycle", "cycle_id", type=int, help="A cycle id (default: the latest open cycle).")
+@click.option("--channel", "channel_name", help="A channel (default: the `channel` setting).")
+@json_option
+@pass_app
+def send(app: AppContext, cycle_id: int | None, channel_name: str | None, as_json: bool) -> None:
+    """Send the digest of a cycle to the owner's channel (split into messages that fit)."""
+    channel = resolve_channel(app.settings(), channel_name, os.environ)
+    sent = send_digest(app.store(), channel, cycle_id=cycle_id)
+    if as_json:
+        print_json(sent)
+    elif channel.name != "console":
+        click.echo(
+            f"Sent cycle {sent['cycle_id']} to {sent['channel']} in {sent['parts']} messages."
+        )
+
+
+@group.command("poll")
+@click.option("--cycle", "cycle_id", type=int, help="A cycle id (default: the latest open cycle).")
+@click.option("--channel", "channel_name", help="A channel (default: the `channel` setting).")
+@json_option
+@pass_app
+def poll(app: AppContext, cycle_id: int | None, channel_name: str | None, as_json: bool) -> None:
+    """Read the replies that arrived on the channel since the last poll, carry each out
+    (only approvers decide), and answer each on the channel. Run it from cron."""
+    store, settings = app.store(), app.settings()
+    channel = resolve_channel(settings, channel_name, os.environ)
+    handled = poll_replies(
+        store, channel, settings=settings, registry=resolve_registry(settings, store),
+        cycle_id=cycle_id,
+    )  # fmt: skip
+    if as_json:
+        print_json([h.as_dict() for h in handled])
+    elif channel.name != "console":
+        click.echo(f"{len(handled)} replies handled.")
