@@ -175,13 +175,44 @@ RUNS = {
     "tighten artifacts diff": ["artifacts", "diff", "config", "1", "1"],
     "tighten artifacts history": ["artifacts", "history", "config"],
     "tighten artifacts rollback": ["artifacts", "rollback", "config", "--to", "1"],
+    "tighten proposals add": ["proposals", "add", "{cycle}"],
+    "tighten proposals list": ["proposals", "list"],
+    "tighten review digest": ["review", "digest"],
+    "tighten review reply": ["review", "reply", "remove 1, deploy because the docs say so"],
 }
 # Objects whose keys are data (a path, a feature, a signal type): their keys are not
 # fields, and neither are the keys inside them, except for KEYED ones, whose values are
 # objects with documented fields.
 OPAQUE = {"formats", "outcome", "artifact_versions", "attributes", "messages", "by_type"}
 OPAQUE |= {"features", "weights", "labels", "refused", "before", "after"}
+OPAQUE |= {"stats", "expected_impact", "failed"}  # free-form; `failed` is keyed by item
 KEYED = {"detectors"}
+
+
+# A cycle for `proposals add`: item 2 (cost) deploys to the imported `config`; item 1
+# (accuracy, numbered first) is left out.
+CYCLE = {
+    "agent": "bot",
+    "window_start": "2026-11-20T06:00:00Z",
+    "window_end": "2026-11-22T06:00:00Z",
+    "stats": {"sessions": 200, "avg_cost_usd": 0.04},
+    "proposals": [
+        {
+            "kind": "model_switch",
+            "goal": "cost",
+            "deployability": "auto",
+            "target_artifact": "config",
+            "current_value": '{"model": "gpt-4.1-mini", "temperature": 0.2}',
+            "proposed_value": '{"model": "gpt-4.1-nano", "temperature": 0.2}',
+            "rationale": "The smaller model answers as well.",
+            "evidence": [{"session_id": "conv-booking-001", "message_indexes": [1, 3]}],
+            "expected_impact": {"cost_usd_per_day": 2.5},
+            "confidence": 0.7,
+            "pattern_key": "cost:model",
+        },
+        {"kind": "code_change", "goal": "accuracy", "deployability": "manual"},
+    ],
+}
 
 
 class _DocsDetector:
@@ -224,6 +255,8 @@ def json_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     artifacts = folder / "artifacts"
     artifacts.mkdir()
     (artifacts / "config.json").write_text('{"model": "gpt-4.1-mini", "temperature": 0.2}')
+    cycle = folder / "cycle.json"
+    cycle.write_text(json.dumps(CYCLE))
     outputs: dict[str, Any] = {}
     plugins = plugin_manager()
     plugins.register(_DocsPlugin(), name="tests.docs")
@@ -234,7 +267,7 @@ def json_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             mp.setenv("TIGHTEN_HOME", str(folder / "home"))
             for command_path, args in RUNS.items():
                 argv = ["--db", str(folder / "docs.db"), *args, "--json"]
-                argv = [a.format(bad=bad, artifacts=artifacts) for a in argv]
+                argv = [a.format(bad=bad, artifacts=artifacts, cycle=cycle) for a in argv]
                 outputs[command_path] = _run_json(argv)
     finally:
         plugins.unregister(name="tests.docs")

@@ -67,13 +67,15 @@ class Settings(BaseSettings):
     registry: str = Field(
         default="db",
         description=(
-            "Where artifacts live and deploys go: `db` (tighten's database), "
+            "Where approved proposals are deployed by `tighten review reply` and `review poll`: "
+            "`db` (tighten's database, also what `tighten artifacts` manages), "
             "`git:/path/to/repo` (a git repository: deploys are commits on its main branch), "
             "`langfuse` (Langfuse prompt management) or `promptlayer`, or a plugin's scheme."
         ),
     )
-    langfuse_host: str = Field(
-        default="https://cloud.langfuse.com", description="Base URL of the Langfuse server."
+    langfuse_host: str | None = Field(
+        default=None,
+        description="Langfuse server URL (default: LANGFUSE_HOST, else Langfuse Cloud).",
     )
     langfuse_public_key: str | None = Field(
         default=None, description="Langfuse public key (default: LANGFUSE_PUBLIC_KEY)."
@@ -181,11 +183,17 @@ class Settings(BaseSettings):
     def load(cls, **overrides: Any) -> Settings:
         """Build settings, turning a validation error into a one-line ConfigError."""
         from pydantic import ValidationError
+        from pydantic_settings import SettingsError
 
         from tighten.errors import ConfigError
 
         try:
             return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except SettingsError as exc:
+            raise ConfigError(
+                f"Cannot read the settings: {exc}. A list setting such as TIGHTEN_APPROVERS "
+                "is written as JSON: TIGHTEN_APPROVERS='[\"+15551234\"]'."
+            ) from None
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"]) or "settings"

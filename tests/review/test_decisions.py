@@ -185,3 +185,23 @@ def test_approved_items_deploy_to_a_git_repository(
     assert "Rule 1:" in (repo / "bot" / "playbook1.md").read_text()
     assert "the loop is clear" in git("log", "-1", "--format=%B")
     assert git("status", "--porcelain") == ""
+
+
+def test_rollback_by_item_number_and_undo(store: Store, settings: Settings, cycle: int) -> None:
+    handle_reply(store, "deploy 1 and 3", cycle_id=cycle)
+    back = handle_reply(store, "rollback 3", cycle_id=cycle)
+    assert back.message == "Rolled back playbook3: production v2 → v1."
+    assert statuses(store, cycle)[3] == "rolled_back"
+    undo = handle_reply(store, "undo last deploy", cycle_id=cycle)
+    assert "playbook1" in undo.message
+    assert get_artifact("bot", "playbook1", settings=settings, ttl=0) == BASE
+    assert "Rule 1" in handle_reply(store, "show me item 1", cycle_id=cycle).message
+
+
+def test_an_unknown_target_fails_that_item_only(store: Store, cycle: int) -> None:
+    other = add_cycle(
+        store, "bot", [{**item(1, "auto"), "target_artifact": "nope"}, item(2, "auto")]
+    )
+    outcome = handle_reply(store, "deploy all", cycle_id=other)
+    assert outcome.deployed == [2]
+    assert "No artifact 'nope'" in outcome.failed[1][0]

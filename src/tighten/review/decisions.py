@@ -93,8 +93,14 @@ def handle_reply(
     pending = [p for p in items if p.status == "pending" and p.number is not None]
     refs = [_ref(p) for p in pending]
     command = parse_reply(text, refs)
+    if isinstance(command, Ask):
+        # Decisions are only about pending items, but showing or rolling back an item
+        # that was already decided is fine: read the reply against every item.
+        again = parse_reply(text, [_ref(p) for p in items if p.number is not None])
+        if isinstance(again, Show | Rollback):
+            command = again
     outcome = ReplyOutcome(command, describe(command, refs))
-    by_number = {p.number: p for p in pending}
+    by_number = {p.number: p for p in items if p.number is not None}
     if isinstance(command, Deploy | Reject | Mixed):
         deploy_numbers = command.numbers if isinstance(command, Deploy) else ()
         reject_numbers = command.numbers if isinstance(command, Reject) else ()
@@ -113,7 +119,7 @@ def handle_reply(
     elif isinstance(command, Status):
         outcome.message = _status(items)
     elif isinstance(command, Rollback):
-        outcome.message = _rollback(store, cycle, command, sender, now)
+        outcome.message = _rollback(store, cycle, items, command, sender, channel, now, registry)
     elif isinstance(command, Ask):
         outcome.message = command.question
     return outcome
@@ -184,11 +190,14 @@ def _deploy(
         return None
     agent = p.agent or cycle.agent
     why = f"proposal {p.number} of cycle {cycle.cycle_id}" + (f": {reason}" if reason else "")
-    with store.begin() as conn:
-        artifact = find_artifact(conn, agent, p.target_artifact)
-        version, _ = add_version(
-            conn, artifact, p.proposed_value, author=actor, reason=why, now=now
-        )
+    try:
+        with store.begin() as conn:
+            artifact = find_artifact(conn, agent, p.target_artifact)
+            version, _ = add_version(
+                conn, artifact, p.proposed_value, author=actor, reason=why, now=now
+            )
+    except InputError as exc:
+        return DeployResult(p.target_artifact, "production", False, failures=(str(exc),))
     # The loop deploys on the owner's approval: a human-only artifact still refuses it.
     return deploy(store, agent, p.target_artifact, version.number, actor=actor, reason=why,
                   actor_is_human=False, now=now)  # fmt: skip
@@ -245,7 +254,7 @@ def _summary(outcome: ReplyOutcome, echo: str) -> str:
     for number, failures in outcome.failed.items():
         parts.append(f"Item {number} was not deployed: {'; '.join(failures)}.")
     if outcome.rejected:
-        parts.append(f"Rejected: {_items(outcome.rejected)}, with your reason recorded.")
+        parts.append(f"Rejected: {_items(outcome.rejected)}.")
     return " ".join(parts)
 
 
@@ -263,24 +272,42 @@ def _status(items: Sequence[Proposal]) -> str:
     )
 
 
-def _rollback(store: Store, cycle: Cycle, command: Rollback, actor: str, now: datetime) -> str:
+def _rollback(
+    store: Store, cycle: Cycle, items: Sequence[Proposal], command: Rollback, actor: str,
+    channel: str, now: datetime, registry: Registry | None,
+) -> str:  # fmt: skip
+    """Roll back the named artifact (or, for "undo", this cycle's last deployed item) one
+    deploy, and record it on the proposal that deployed it."""
+    if registry is not None and registry.name != "db":
+        return (f"Rolling back by reply works with tighten's database registry; with "
+                f"{registry.name}, move the production label back there.")  # fmt: skip
+    deployed = sorted((p for p in items if p.status == "deployed"), key=lambda p: p.updated_at)
     with store.connect() as conn:
         names = list(
             conn.execute(select(artifacts.c.name).where(artifacts.c.agent == cycle.agent)).scalars()
         )
-    wanted = (command.target or "").strip().lower().replace(" ", "_")
-    matches = [n for n in names if n.lower() == wanted] or [
-        n for n in names if wanted and wanted in n.lower()
-    ]
+    if command.target is None:
+        if not deployed or not deployed[-1].target_artifact:
+            return "Nothing was deployed from this cycle. Which artifact should I roll back?"
+        matches = [deployed[-1].target_artifact]
+    else:
+        wanted = command.target.strip().lower().replace(" ", "_")
+        matches = [n for n in names if n.lower() == wanted] or [
+            n for n in names if wanted in n.lower()
+        ]
     if len(matches) != 1:
-        options = ", ".join(sorted(names)) or "none"
-        return f"Which artifact should I roll back? The agent's artifacts: {options}."
+        known = ", ".join(sorted(names)) or "none"
+        return f"Which artifact should I roll back? The agent's artifacts: {known}."
     try:
         result = rollback(
             store, cycle.agent, matches[0], actor=actor, reason=command.reason, now=now
         )
     except InputError as exc:
         return str(exc)
+    for p in reversed(deployed):
+        if p.target_artifact == matches[0]:
+            _decide(store, p, "rollback", command.reason, actor, channel, now, status="rolled_back")
+            break
     return f"Rolled back {matches[0]}: production v{result.from_number} → v{result.to_number}."
 
 

@@ -40,7 +40,12 @@ def _langfuse(target: str, settings: Settings, store: Store) -> Registry:
             "Set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (or TIGHTEN_LANGFUSE_*) to use "
             "the Langfuse registry."
         )
-    host = target or os.environ.get("LANGFUSE_HOST") or settings.langfuse_host
+    host = (
+        target
+        or settings.langfuse_host
+        or os.environ.get("LANGFUSE_HOST")
+        or "https://cloud.langfuse.com"
+    )
     return LangfuseRegistry(host, public, secret_text)
 
 
