@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,8 @@ RUNS = {
     "tighten proposals list": ["proposals", "list"],
     "tighten review digest": ["review", "digest"],
     "tighten review reply": ["review", "reply", "remove 1, deploy because the docs say so"],
+    "tighten review send": ["review", "send", "--channel", "console"],
+    "tighten review poll": ["review", "poll", "--channel", "console"],
 }
 # Objects whose keys are data (a path, a feature, a signal type): their keys are not
 # fields, and neither are the keys inside them, except for KEYED ones, whose values are
@@ -266,6 +269,8 @@ def json_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 mp.delenv(key)
             mp.setenv("TIGHTEN_HOME", str(folder / "home"))
             for command_path, args in RUNS.items():
+                if command_path == "tighten review poll":  # the console reads piped stdin
+                    mp.setattr(sys, "stdin", io.StringIO("status\n"))
                 argv = ["--db", str(folder / "docs.db"), *args, "--json"]
                 argv = [a.format(bad=bad, artifacts=artifacts, cycle=cycle) for a in argv]
                 outputs[command_path] = _run_json(argv)

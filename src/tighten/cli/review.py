@@ -4,6 +4,7 @@ reply will get its own sub-command in this group."""
 from __future__ import annotations
 
 import os
+import sys
 from typing import cast
 
 import click
@@ -12,6 +13,8 @@ from tighten.cli.context import AppContext, json_option, pass_app
 from tighten.cli.output import print_json
 from tighten.proposals.add import last_deployed, load_cycle
 from tighten.registry.resolve import resolve_registry
+from tighten.review.channels.base import Channel
+from tighten.review.channels.console import ConsoleChannel
 from tighten.review.channels.registry import resolve_channel
 from tighten.review.decisions import handle_reply
 from tighten.review.digest import FORMATS, Format, LastEffect, render_digest
@@ -95,7 +98,7 @@ def reply(app: AppContext, text: str, cycle_id: int | None, sender: str, as_json
 @pass_app
 def send(app: AppContext, cycle_id: int | None, channel_name: str | None, as_json: bool) -> None:
     """Send the digest of a cycle to the owner's channel (split into messages that fit)."""
-    channel = resolve_channel(app.settings(), channel_name, os.environ)
+    channel = _channel(app, channel_name, as_json)
     sent = send_digest(app.store(), channel, cycle_id=cycle_id)
     if as_json:
         print_json(sent)
@@ -114,7 +117,7 @@ def poll(app: AppContext, cycle_id: int | None, channel_name: str | None, as_jso
     """Read the replies that arrived on the channel since the last poll, carry each out
     (only approvers decide), and answer each on the channel. Run it from cron."""
     store, settings = app.store(), app.settings()
-    channel = resolve_channel(settings, channel_name, os.environ)
+    channel = _channel(app, channel_name, as_json)
     handled = poll_replies(
         store, channel, settings=settings, registry=resolve_registry(settings, store),
         cycle_id=cycle_id,
@@ -123,3 +126,14 @@ def poll(app: AppContext, cycle_id: int | None, channel_name: str | None, as_jso
         print_json([h.as_dict() for h in handled])
     elif channel.name != "console":
         click.echo(f"{len(handled)} replies handled.")
+
+
+def _channel(app: AppContext, name: str | None, as_json: bool) -> Channel:
+    """The channel; on the console, a reply is read from standard input when it is piped
+    (``echo "deploy all" | tighten review poll --channel console``), and with --json what
+    the console prints goes to standard error so that standard output stays JSON."""
+    settings = app.settings()
+    if (name or settings.channel) == "console":
+        piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin
+        return ConsoleChannel(stream_out=sys.stderr if as_json else None, stream_in=piped)
+    return resolve_channel(settings, name, os.environ)
