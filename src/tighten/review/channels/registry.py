@@ -74,6 +74,7 @@ def _green_api(options: Mapping[str, str], env: Mapping[str, str], state: Path) 
         _need(options, "instance_id", "[channels.green-api] instance_id"),
         _need(env, "GREEN_API_TOKEN", "environment"),
         _need(options, "chat_id", "[channels.green-api] chat_id"),
+        webhook_token=env.get("GREEN_API_WEBHOOK_TOKEN"),
     )
 
 
