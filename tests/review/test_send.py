@@ -1,18 +1,18 @@
 """The digest over a real chat protocol: sent to the owner's chat, replies polled back and
-carried out, answers sent; a stranger's reply changes nothing."""
+carried out, answers sent, and a reply is handled once."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from tests.review.channels.fakes import BOT_TOKEN, OWNER, OWNER_CHAT, FakeTelegram
+from tests.review.test_decisions import BASE, item
 from tighten.config import Settings
 from tighten.proposals.add import add_cycle
 from tighten.registry.importer import import_artifacts
 from tighten.review.channels.telegram import TelegramChannel
 from tighten.review.send import poll_replies, send_digest
 from tighten.store import Store
-from tests.review.channels.fakes import BOT_TOKEN, OWNER, OWNER_CHAT, FakeTelegram
-from tests.review.test_decisions import BASE, item
 
 
 def test_digest_and_replies_over_telegram(store: Store, settings: Settings, tmp_path: Path) -> None:
