@@ -205,3 +205,24 @@ def test_an_unknown_target_fails_that_item_only(store: Store, cycle: int) -> Non
     outcome = handle_reply(store, "deploy all", cycle_id=other)
     assert outcome.deployed == [2]
     assert "No artifact 'nope'" in outcome.failed[1][0]
+
+
+def test_the_digest_offers_replies_only_for_pending_items(store: Store, cycle: int) -> None:
+    from tighten.review.digest import render_digest
+
+    handle_reply(store, "deploy 1, reject 2 because not now", cycle_id=cycle)
+    with store.connect() as conn:
+        found, items = load_cycle(conn, cycle)
+    footer = render_digest(found, items)[-1]
+    assert "Auto-deploy: 3, 4 · needs you: 5" in footer
+    handle_reply(store, "skip", cycle_id=cycle)
+    with store.connect() as conn:
+        found, items = load_cycle(conn, cycle)
+    assert "Every item of this cycle has been decided." in render_digest(found, items)[-1]
+
+
+def test_a_mixed_reply_keeps_its_reason_on_the_rejection(store: Store, cycle: int) -> None:
+    handle_reply(store, "deploy 1, reject 3 because it changes the tone", cycle_id=cycle)
+    with store.connect() as conn:
+        rows = dict(conn.execute(select(feedback.c.decision, feedback.c.reason)).all())
+    assert rows == {"approve": None, "reject": "it changes the tone"}

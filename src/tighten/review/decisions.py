@@ -109,8 +109,11 @@ def handle_reply(
         for number in reject_numbers:
             _decide(store, by_number[number], "reject", command.reason, sender, channel, now)
             outcome.rejected.append(number)
+        # In a mixed reply the reason follows the rejection ("deploy 1, reject 2 because
+        # ..."): it is the rejection's, not the approval's.
+        approval_reason = None if isinstance(command, Mixed) else command.reason
         for number in deploy_numbers:
-            _approve(store, cycle, by_number[number], command.reason, sender, channel, now,
+            _approve(store, cycle, by_number[number], approval_reason, sender, channel, now,
                      outcome, registry)  # fmt: skip
         outcome.message = _summary(outcome, describe(command, refs))
         _close_if_done(store, cycle, now)

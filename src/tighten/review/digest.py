@@ -185,8 +185,12 @@ def _header(style: _Style, cycle: Cycle, count: int) -> str:
     )
 
 
-def _footer(style: _Style, items: Sequence[_Numbered]) -> str:
+def _footer(style: _Style, all_items: Sequence[_Numbered]) -> str:
+    """The reply options, for the items still pending (decided ones take no reply)."""
+    items = [(n, p) for n, p in all_items if p.status == "pending"]
     lines = ["Nothing to change this time: no reply needed."]
+    if all_items and not items:
+        lines = ["Every item of this cycle has been decided."]
     if items:
         auto, rest = _summary(items)
         options = " · ".join(style.option.format(o) for o in _reply_options([n for n, _ in items]))
