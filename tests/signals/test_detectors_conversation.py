@@ -558,3 +558,19 @@ def test_detectors_are_deterministic_and_see_appended_messages() -> None:
     session.messages.append(user("This is useless!"))
     again = [sig for d in ALL for sig in d.detect(session, CONTEXT)]
     assert any(s.type == "frustration" and s.target == "explicit" for s in again)
+
+
+@pytest.mark.parametrize(
+    ("said", "asked"),
+    [
+        ("I'd appreciate speaking with a human agent about this.", True),
+        ("Connecting me with a human agent would be perfect.", True),
+        ("I need a live agent please.", True),
+        ("Okay, I'll contact a human agent myself if needed. Thanks!", False),
+        ("The human agent told me yesterday that it was fine.", False),
+    ],
+)
+def test_a_request_for_a_human_is_not_a_mention_of_one(said: str, asked: bool) -> None:
+    from tighten.signals.detectors._cues import HUMAN_REQUEST
+
+    assert bool(HUMAN_REQUEST.search(said.lower())) is asked

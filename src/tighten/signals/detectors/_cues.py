@@ -136,15 +136,17 @@ POLICY = Cue(
 )  # fmt: skip
 # A person asks to leave the agent for a human.
 HUMAN_REQUEST = Cue(
-    r"\b(?:speak|talk|chat) (?:to|with) (?:a |an |your |the |some )?(?:human|person|real"
+    r"\b(?:speak|talk|chat)(?:ing)? (?:to|with) (?:a |an |your |the |some )?(?:human|person|real"
     r"|live|manager|supervisor|representative|agent|someone|somebody|operator)"
-    r"|\breal (?:person|human)\b|\bhuman (?:agent|being|representative|support)\b"
-    r"|\btransfer me\b|\bconnect me (?:to|with)\b|\bescalate (?:this|it|my)\b"
+    r"|\breal (?:person|human)\b"
+    r"|\b(?:want|need|get|have|request|prefer|like)(?: to (?:have|get))? (?:a |an |some )?"
+    r"(?:human|live) (?:agent|being|representative|support|person)\b"
+    r"|\btransfer me\b|\bconnect(?:ing)? me (?:to|with)\b|\bescalate (?:this|it|my)\b"
     r"|\b(?:get|give|put) me (?:through to )?(?:a|an|your|the) (?:manager|supervisor|human"
     r"|representative|person)\b|\blet me (?:speak|talk) to\b|\byour (?:manager|supervisor)\b"
     r"|\b(?:want|need|see|call) (?:a|the|your) (?:manager|supervisor)\b",
-    ("speak", "talk", "chat", "human", "person", "transfer me", "connect me", "escalate",
-     "manager", "supervisor", "representative"),
+    ("speak", "talk", "chat", "human", "person", "transfer me", "connect", "escalate",
+     "manager", "supervisor", "representative", "live agent", "live support"),
 )  # fmt: skip
 
 
