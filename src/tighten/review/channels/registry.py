@@ -87,6 +87,18 @@ def _webhook(options: Mapping[str, str], env: Mapping[str, str], state: Path) ->
     )
 
 
+def _github(options: Mapping[str, str], env: Mapping[str, str], state: Path) -> Channel:
+    from tighten.review.channels.github import GitHubChannel
+
+    return GitHubChannel(
+        _need(env, "GITHUB_TOKEN", "environment"),
+        _need(options, "repo", "[channels.github] repo"),
+        state_path=state / "github.json",
+        webhook_secret=env.get("GITHUB_WEBHOOK_SECRET"),
+        label=options.get("label", "tighten"),
+    )
+
+
 @hookimpl
 def register_channels() -> dict[str, ChannelFactory]:
     return {
@@ -96,6 +108,7 @@ def register_channels() -> dict[str, ChannelFactory]:
         "whatsapp": _whatsapp,
         "green-api": _green_api,
         "webhook": _webhook,
+        "github": _github,
     }
 
 
