@@ -90,8 +90,8 @@ class Settings(BaseSettings):
         default="console",
         description=(
             "Where `tighten review send` sends the digest and `review poll` reads replies: "
-            "console, telegram, slack, whatsapp (Meta Cloud API), green-api, github, webhook, "
-            "or a plugin's channel."
+            "console, telegram, slack, whatsapp (Meta Cloud API), green-api, github, email, "
+            "webhook, or a plugin's channel."
         ),
     )
     channels: dict[str, dict[str, str]] = Field(

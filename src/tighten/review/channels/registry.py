@@ -99,6 +99,38 @@ def _github(options: Mapping[str, str], env: Mapping[str, str], state: Path) -> 
     )
 
 
+def _flag(options: Mapping[str, str], key: str, default: bool) -> bool:
+    value = options.get(key)
+    return default if value is None else str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _port(options: Mapping[str, str], key: str, default: int) -> int:
+    value = options.get(key)
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise ConfigError(f"[channels.email] {key} must be a port number, not {value!r}.") from None
+
+
+def _email(options: Mapping[str, str], env: Mapping[str, str], state: Path) -> Channel:
+    from tighten.review.channels.email import EmailChannel
+
+    from_addr = _need(options, "from", "[channels.email] from")
+    return EmailChannel(
+        _need(options, "smtp_host", "[channels.email] smtp_host"),
+        _port(options, "smtp_port", 587),
+        _need(options, "imap_host", "[channels.email] imap_host"),
+        _port(options, "imap_port", 993),
+        env.get("TIGHTEN_EMAIL_USERNAME") or from_addr,
+        _need(env, "TIGHTEN_EMAIL_PASSWORD", "environment"),
+        from_addr,
+        _need(options, "to", "[channels.email] to"),
+        state_path=state / "email.json",
+        starttls=_flag(options, "starttls", True),
+        imap_ssl=_flag(options, "imap_ssl", True),
+    )
+
+
 @hookimpl
 def register_channels() -> dict[str, ChannelFactory]:
     return {
@@ -109,6 +141,7 @@ def register_channels() -> dict[str, ChannelFactory]:
         "green-api": _green_api,
         "webhook": _webhook,
         "github": _github,
+        "email": _email,
     }
 
 
