@@ -226,3 +226,30 @@ def test_a_mixed_reply_keeps_its_reason_on_the_rejection(store: Store, cycle: in
     with store.connect() as conn:
         rows = dict(conn.execute(select(feedback.c.decision, feedback.c.reason)).all())
     assert rows == {"approve": None, "reject": "it changes the tone"}
+
+
+def test_interactive_review_in_the_terminal(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import sys
+
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    (folder / "playbook1.md").write_text(BASE)
+    (folder / "playbook2.md").write_text(BASE)
+    cli(f"artifacts import {folder} --agent bot")
+    cycle_file = tmp_path / "cycle.json"
+    cycle_file.write_text(
+        json.dumps({"agent": "bot", "proposals": [item(1, "auto"), item(2, "auto")]})
+    )
+    cli(f"proposals add {cycle_file}")
+    monkeypatch.setattr(
+        sys, "stdin", io.StringIO("deploy 7\nremove 2, deploy\nskip 2 because later\n")
+    )
+    result = cli("review")
+    assert result.code == 0
+    assert "[1]" in result.out  # the digest
+    assert "There is no item 7" in result.out
+    assert "Deployed: 1." in result.out
+    assert "Nothing is pending any more in this cycle." in result.out

@@ -8,9 +8,10 @@ import sys
 from typing import cast
 
 import click
+from rich.prompt import Prompt
 
 from tighten.cli.context import AppContext, json_option, pass_app
-from tighten.cli.output import print_json
+from tighten.cli.output import console, print_json
 from tighten.proposals.add import last_deployed, load_cycle
 from tighten.registry.resolve import resolve_registry
 from tighten.review.channels.base import Channel
@@ -23,9 +24,45 @@ from tighten.review.send import poll_replies, send_digest
 __all__ = ["group"]
 
 
-@click.group("review")
-def group() -> None:
-    """Review a cycle of proposals: the digest, and the owner's decisions."""
+@click.group("review", invoke_without_command=True)
+@click.option("--cycle", "cycle_id", type=int, help="A cycle id (default: the latest open cycle).")
+@click.pass_context
+def group(ctx: click.Context, cycle_id: int | None) -> None:
+    """Review a cycle of proposals: the digest, and the owner's decisions.
+
+    Without a sub-command: an interactive review in the terminal — the digest, then a
+    prompt where you reply as you would in a chat ("deploy all", "remove 3, deploy",
+    "show me item 2", "skip — not now"); each reply is carried out and answered, until
+    nothing is pending or you type "quit"."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app = ctx.ensure_object(AppContext)
+    _interactive(app, cycle_id)
+
+
+def _interactive(app: AppContext, cycle_id: int | None) -> None:
+    store, settings = app.store(), app.settings()
+    with store.connect() as conn:
+        cycle, items = load_cycle(conn, cycle_id)
+        previous = last_deployed(conn, cycle)
+    last = [LastEffect(p.number or 0, p.headline, None) for p in previous]
+    console.print(
+        "\n\n".join(render_digest(cycle, items, last_deployed=last, fmt="text")), markup=False
+    )
+    registry = resolve_registry(settings, store)
+    while True:
+        text = Prompt.ask("\n[bold]reply[/] (quit to stop)", console=console, default="quit")
+        if text.strip().lower() in ("quit", "q", "exit", ""):
+            return
+        outcome = handle_reply(
+            store, text, approvers=settings.approvers, cycle_id=cycle.cycle_id, registry=registry
+        )
+        console.print(outcome.message, markup=False)
+        with store.connect() as conn:
+            _, items = load_cycle(conn, cycle.cycle_id)
+        if not any(p.status == "pending" for p in items):
+            console.print("Nothing is pending any more in this cycle.")
+            return
 
 
 @group.command("digest")
