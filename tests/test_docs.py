@@ -46,7 +46,10 @@ def _commands(
 
 
 COMMANDS = dict(_commands(cli))
-LEAVES = sorted(p for p, c in COMMANDS.items() if not isinstance(c, click.Group))
+# Commands that run: leaves, and groups that do something without a sub-command.
+LEAVES = sorted(
+    p for p, c in COMMANDS.items() if not isinstance(c, click.Group) or c.invoke_without_command
+)
 
 
 def _prose_lines(text: str) -> Iterator[str]:
