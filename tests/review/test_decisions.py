@@ -185,6 +185,14 @@ def test_approved_items_deploy_to_a_git_repository(
     assert "Rule 1:" in (repo / "bot" / "playbook1.md").read_text()
     assert "the loop is clear" in git("log", "-1", "--format=%B")
     assert git("status", "--porcelain") == ""
+    back = handle_reply(store, "rollback playbook1 because the tone changed", cycle_id=cycle_id,
+                        registry=GitRegistry(repo))  # fmt: skip
+    assert back.message.startswith("Rolled back playbook1 in git")
+    assert (repo / "bot" / "playbook1.md").read_text() == BASE
+    assert "the tone changed" in git("log", "-1", "--format=%B")
+    assert statuses(store, cycle_id)[1] == "rolled_back"
+    again = handle_reply(store, "rollback playbook1", cycle_id=cycle_id, registry=GitRegistry(repo))
+    assert "no earlier production version" in again.message
 
 
 def test_rollback_by_item_number_and_undo(store: Store, settings: Settings, cycle: int) -> None:

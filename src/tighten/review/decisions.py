@@ -38,7 +38,7 @@ from tighten.review.grammar import (
     parse_reply,
 )
 from tighten.store import Store
-from tighten.store.schema import artifacts, cycles, feedback, proposals
+from tighten.store.schema import artifacts, audit_events, cycles, feedback, proposals
 
 __all__ = ["ReplyOutcome", "handle_reply"]
 
@@ -226,6 +226,10 @@ def _deploy_external(
     if failures:
         return DeployResult(p.target_artifact, "production", False, failures=tuple(failures))
     try:
+        previous: str | None = registry.fetch(agent, p.target_artifact, "production").version
+    except TightenError:
+        previous = None  # nothing in production there yet
+    try:
         version = registry.publish(
             agent, p.target_artifact, p.proposed_value, author=actor, reason=why
         )
@@ -241,6 +245,7 @@ def _deploy_external(
             action="label.deploy",
             entity_type="artifact",
             entity_id=f"{agent}/{p.target_artifact}",
+            before={"registry": registry.name, "version": previous},
             after={"registry": registry.name, "version": version},
             reason=why,
             now=now,
@@ -281,14 +286,14 @@ def _rollback(
 ) -> str:  # fmt: skip
     """Roll back the named artifact (or, for "undo", this cycle's last deployed item) one
     deploy, and record it on the proposal that deployed it."""
-    if registry is not None and registry.name != "db":
-        return (f"Rolling back by reply works with tighten's database registry; with "
-                f"{registry.name}, move the production label back there.")  # fmt: skip
+    external = registry is not None and registry.name != "db"
     deployed = sorted((p for p in items if p.status == "deployed"), key=lambda p: p.updated_at)
     with store.connect() as conn:
         names = list(
             conn.execute(select(artifacts.c.name).where(artifacts.c.agent == cycle.agent)).scalars()
         )
+    if external:  # artifacts there need not be registered here: the cycle's targets count
+        names = sorted(set(names) | {p.target_artifact for p in items if p.target_artifact})
     if command.target is None:
         if not deployed or not deployed[-1].target_artifact:
             return "Nothing was deployed from this cycle. Which artifact should I roll back?"
@@ -301,17 +306,80 @@ def _rollback(
     if len(matches) != 1:
         known = ", ".join(sorted(names)) or "none"
         return f"Which artifact should I roll back? The agent's artifacts: {known}."
+    if external:
+        assert registry is not None
+        done = _rollback_external(
+            store, registry, cycle.agent, matches[0], actor, command.reason, now
+        )
+        if not done.startswith("Rolled back"):
+            return done
+        _record_rollback(store, deployed, matches[0], command.reason, actor, channel, now)
+        return done
     try:
         result = rollback(
             store, cycle.agent, matches[0], actor=actor, reason=command.reason, now=now
         )
     except InputError as exc:
         return str(exc)
-    for p in reversed(deployed):
-        if p.target_artifact == matches[0]:
-            _decide(store, p, "rollback", command.reason, actor, channel, now, status="rolled_back")
-            break
+    _record_rollback(store, deployed, matches[0], command.reason, actor, channel, now)
     return f"Rolled back {matches[0]}: production v{result.from_number} → v{result.to_number}."
+
+
+def _record_rollback(
+    store: Store, deployed: Sequence[Proposal], artifact: str, reason: str | None,
+    actor: str, channel: str, now: datetime,
+) -> None:  # fmt: skip
+    for p in reversed(deployed):
+        if p.target_artifact == artifact:
+            _decide(store, p, "rollback", reason, actor, channel, now, status="rolled_back")
+            return
+
+
+def _rollback_external(
+    store: Store, registry: Registry, agent: str, artifact: str, actor: str,
+    reason: str | None, now: datetime,
+) -> str:  # fmt: skip
+    """One deploy back in an external registry: replay this registry's deploys and
+    rollbacks of the artifact from the audit log (deploys push the version they replaced,
+    rollbacks pop), and move production to the version the last live deploy replaced."""
+    entity = f"{agent}/{artifact}"
+    with store.connect() as conn:
+        events = conn.execute(
+            select(audit_events.c.action, audit_events.c.before, audit_events.c.after)
+            .where(audit_events.c.entity_type == "artifact", audit_events.c.entity_id == entity)
+            .order_by(audit_events.c.event_id)
+        ).all()  # fmt: skip
+    stack: list[tuple[str | None, str]] = []
+    for action, before, after in events:
+        if (after or {}).get("registry") != registry.name:
+            continue
+        if action == "label.deploy":
+            stack.append(((before or {}).get("version"), after["version"]))
+        elif action == "label.rollback" and stack:
+            stack.pop()
+    if not stack or stack[-1][0] is None:
+        return f"{artifact} has no earlier production version in {registry.name} to roll back to."
+    target, current = stack[-1]
+    assert target is not None
+    try:
+        registry.move_label(
+            agent, artifact, target, "production", actor=actor, reason=reason or "rollback"
+        )
+    except TightenError as exc:
+        return str(exc)
+    with store.begin() as conn:
+        audit(
+            conn,
+            actor=actor,
+            action="label.rollback",
+            entity_type="artifact",
+            entity_id=entity,
+            before={"registry": registry.name, "version": current},
+            after={"registry": registry.name, "version": target},
+            reason=reason,
+            now=now,
+        )
+    return f"Rolled back {artifact} in {registry.name}: production {current[:12]} → {target[:12]}."
 
 
 def _close_if_done(store: Store, cycle: Cycle, now: datetime) -> None:
