@@ -28,17 +28,21 @@ OWNER_CHAT = 424242
 OWNER = 777
 
 
-class _Server(ThreadingHTTPServer):
+class FakeHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server on 127.0.0.1 that points its handlers at ``fake``."""
+
     fake: Any
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that gave up leaves a broken pipe; that is expected."""
 
 
-class _Base:
+class LocalServer:
+    """A fake service on a free loopback port, served from a thread until ``close``."""
+
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self.problems: list[str] = []
-        self._httpd = _Server(("127.0.0.1", 0), handler)
+        self._httpd = FakeHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.fake = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
@@ -67,7 +71,7 @@ class _Base:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: FakeHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -87,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
 # --- Telegram ----------------------------------------------------------------------------
 
 
-class FakeTelegram(_Base):
+class FakeTelegram(LocalServer):
     """``with FakeTelegram() as tg:`` — queue updates with :meth:`message`; what the bot
     sent is in ``sent``; ``errors`` are answered (one per request) before anything else."""
 
@@ -204,7 +208,7 @@ class Delivery:
     body: dict[str, Any]
 
 
-class WebhookReceiver(_Base):
+class WebhookReceiver(LocalServer):
     """Accepts POSTs signed with ``secret`` (204) and keeps them in ``deliveries``;
     answers 401 to a bad signature; ``statuses`` scripts answers before that."""
 

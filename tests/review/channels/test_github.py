@@ -10,14 +10,14 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.review.channels.fakes import FakeHTTPServer, LocalServer
 from tighten.llm.base import RetryPolicy
 from tighten.review.channels.base import ChannelError, WebhookRejected
 from tighten.review.channels.github import GitHubChannel, sign
@@ -36,7 +36,7 @@ DIGEST = "## Support bot — 2 proposed changes (cycle 7)\n\n- **1.** Shorter gr
 # --- a local GitHub REST API ------------------------------------------------------------
 
 
-class FakeGitHub:
+class FakeGitHub(LocalServer):
     """Issues and their comments in one repository, ``GET /user`` for the token's user.
     Comments come in ascending id; ``since`` keeps those updated at or after it.
     ``errors`` (status, body, headers) are answered first."""
@@ -50,32 +50,7 @@ class FakeGitHub:
         self._clock = 0
         self._next_id = 1000
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        super().__init__(_Handler)
 
     def _stamp(self) -> str:
         self._clock += 1
@@ -162,15 +137,8 @@ class FakeGitHub:
         return found[(page - 1) * size : page * size]
 
 
-class _Server(ThreadingHTTPServer):
-    fake: FakeGitHub
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that gave up leaves a broken pipe; that is expected."""
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: FakeHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -11,14 +11,14 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.review.channels.fakes import FakeHTTPServer, LocalServer
 from tighten.llm.base import RetryPolicy
 from tighten.review.channels.base import ChannelError, WebhookRejected
 from tighten.review.channels.slack import SlackChannel, url_verification_challenge
@@ -34,7 +34,7 @@ FAST = RetryPolicy(max_retries=2, backoff_s=0.001, max_backoff_s=0.002, max_wait
 # --- a local Slack Web API ---------------------------------------------------------------
 
 
-class FakeSlack:
+class FakeSlack(LocalServer):
     """``chat.postMessage``, ``conversations.history`` (top-level messages, newest first)
     and ``conversations.replies`` (the parent, then its replies) over one channel, with
     Slack's quirks: errors as HTTP 200 ``{"ok": false}``, pages of at most ``page_size``
@@ -48,32 +48,11 @@ class FakeSlack:
         self.errors: deque[tuple[int, dict[str, Any], dict[str, str]]] = deque()
         self._clock = 0
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _SlackHandler)
-        self._httpd.fake = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
+        super().__init__(_SlackHandler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/api"
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        return super().url + "/api"
 
     def _next_ts(self) -> str:
         self._clock += 1
@@ -162,15 +141,8 @@ class FakeSlack:
         return {"ok": True, "messages": page, "has_more": more, "response_metadata": meta}
 
 
-class _Server(ThreadingHTTPServer):
-    fake: FakeSlack
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that gave up leaves a broken pipe; that is expected."""
-
-
 class _SlackHandler(BaseHTTPRequestHandler):
-    server: _Server
+    server: FakeHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

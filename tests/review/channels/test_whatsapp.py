@@ -12,13 +12,13 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.review.channels.fakes import FakeHTTPServer, LocalServer
 from tighten.llm.base import RetryPolicy
 from tighten.review.channels.base import ChannelError, WebhookRejected
 from tighten.review.channels.whatsapp import GreenApiChannel, WhatsAppCloudChannel
@@ -43,15 +43,8 @@ def error_text(exc: BaseException) -> str:
 # --- local servers -----------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    fake: Any
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that gave up leaves a broken pipe; that is expected."""
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: FakeHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -80,36 +73,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _Fake:
+class _Fake(LocalServer):
     def __init__(self) -> None:
         self.errors: deque[tuple[int, Any]] = deque()
         self.lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        super().__init__(_Handler)
 
 
 class FakeGraph(_Fake):
