@@ -10,6 +10,7 @@ import pytest
 
 from tests.llm.fake_api import ANTHROPIC_KEY, OPENAI_KEY, FakeLLMServer, Reply
 from tighten.errors import ConfigError
+from tighten.http import retry_after_s
 from tighten.llm import (
     OLLAMA_BASE_URL,
     CompletionRequest,
@@ -22,7 +23,6 @@ from tighten.llm import (
     resolve_provider,
 )
 from tighten.llm.anthropic import AnthropicProvider
-from tighten.llm.base import retry_after_s
 from tighten.llm.openai_compat import OpenAICompatProvider
 
 FAST = RetryPolicy(max_retries=2, backoff_s=0.001, max_backoff_s=0.005)

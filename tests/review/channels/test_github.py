@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.review.channels.fakes import FakeHTTPServer, LocalServer
-from tighten.llm.base import RetryPolicy
+from tighten.http import RetryPolicy
 from tighten.review.channels.base import ChannelError, WebhookRejected
 from tighten.review.channels.github import GitHubChannel, sign
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.review.channels.fakes import BOT_TOKEN, OWNER, OWNER_CHAT, FakeTelegram
-from tighten.llm.base import RetryPolicy
+from tighten.http import RetryPolicy
 from tighten.review.channels.base import ChannelError, WebhookRejected
 from tighten.review.channels.telegram import TelegramChannel
 

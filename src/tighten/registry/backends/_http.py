@@ -16,10 +16,8 @@ Errors, one line each, never with a credential in them:
 
 from __future__ import annotations
 
-import email.utils
-import random
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -27,6 +25,8 @@ from typing import Any, Self
 import httpx
 
 from tighten.errors import InputError, StoreError
+from tighten.http import RetryPolicy, retry_after_s
+from tighten.http import one_line as _one_line
 
 __all__ = ["JSONClient", "RetryPolicy", "commit_message", "parse_commit_message", "parse_time"]
 
@@ -34,43 +34,8 @@ _RETRY_STATUS = frozenset({408, 429})
 _BY = " — by "
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """When to try a failed call again: HTTP 408, 429 and 5xx, timeouts and connection
-    errors, at most ``max_retries`` times, with exponential backoff from ``backoff_s``
-    (capped at ``max_backoff_s``) and jitter. A ``Retry-After`` header is honoured; one
-    asking for more than ``max_wait_s`` ends the retries at once."""
-
-    max_retries: int = 3
-    backoff_s: float = 0.5
-    max_backoff_s: float = 8.0
-    max_wait_s: float = 30.0
-    rng: random.Random = field(default_factory=random.Random, compare=False)
-
-    def backoff(self, attempt: int) -> float:
-        """Seconds before retry number ``attempt + 1``: half fixed, half jitter."""
-        delay = min(self.max_backoff_s, self.backoff_s * 2.0**attempt)
-        return delay / 2 + self.rng.uniform(0, delay / 2)
-
-
-def _retry_after_s(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+# Registries answer fast or not at all: shorter waits than the LLM providers'.
+REGISTRY_RETRY = RetryPolicy(backoff_s=0.5, max_backoff_s=8.0, max_wait_s=30.0)
 
 
 def _service_message(response: httpx.Response) -> str:
@@ -113,7 +78,7 @@ class JSONClient:
     ) -> None:
         self.service = service
         self.base_url = base_url.rstrip("/")
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or REGISTRY_RETRY
         self._headers = dict(headers)
         self._secrets = tuple(s for s in secrets if len(s) >= 4)
         self._timeout = timeout
@@ -179,7 +144,7 @@ class JSONClient:
         status = response.status_code
         where = f"HTTP {status} from {method} {path}"
         if status in _RETRY_STATUS or status >= 500:
-            wait = _retry_after_s(response.headers)
+            wait = retry_after_s(response.headers)
             return _Retryable(f"{where}: {_service_message(response)}", wait)
         if status in (401, 403):
             raise self._error(

@@ -4,7 +4,7 @@
 a service-specific ``read`` function, which returns the useful part of the answer, raises
 :class:`RetryLater` for a failure worth another try, or raises :class:`ChannelError`.
 Timeouts, connection errors, HTTP 429 and 5xx are retried as a
-:class:`~tighten.llm.base.RetryPolicy` says (``Retry-After`` honoured); what is left is one
+:class:`~tighten.http.RetryPolicy` says (``Retry-After`` honoured); what is left is one
 :class:`ChannelError` with a one-line reason.
 
 Secrets never leave this module in text: every error message is redacted (the secret and
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from tighten.llm.base import RetryPolicy, retry_after_s
+from tighten.http import RetryPolicy, retry_after_s
 from tighten.review.channels.base import ChannelError, WebhookRejected
 
 if TYPE_CHECKING:

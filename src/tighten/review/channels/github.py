@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-from tighten.llm.base import RetryPolicy, retry_after_s
+from tighten.http import RetryPolicy, retry_after_s
 from tighten.review.channels._chat_http import (
     ChatHTTP,
     RetryLater,

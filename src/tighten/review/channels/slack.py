@@ -40,7 +40,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tighten.llm.base import RetryPolicy
+from tighten.http import RetryPolicy
 from tighten.review.channels._chat_http import (
     ChatHTTP,
     SeenIds,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-from tighten.llm.base import RetryPolicy
+from tighten.http import RetryPolicy
 from tighten.review.channels.base import ChannelError, Reply, WebhookRejected
 
 if TYPE_CHECKING:

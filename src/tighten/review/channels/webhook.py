@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
 from tighten.errors import ConfigError
-from tighten.llm.base import RetryPolicy, retry_after_s
+from tighten.http import RetryPolicy, retry_after_s
 from tighten.review.channels.base import ChannelError, Reply, WebhookRejected
 
 if TYPE_CHECKING:

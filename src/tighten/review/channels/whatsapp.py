@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tighten.llm.base import RetryPolicy
+from tighten.http import RetryPolicy
 from tighten.review.channels._chat_http import (
     ChatHTTP,
     RetryLater,
