@@ -8,8 +8,13 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
 
-__all__ = ["RetryPolicy", "one_line", "retry_after_s"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["PooledClient", "RetryPolicy", "one_line", "retry_after_s"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +63,38 @@ def one_line(text: str, limit: int = 200) -> str:
     """``text`` on one line, cut to ``limit`` characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class PooledClient:
+    """Owns one ``httpx.Client``: opened on first use (httpx is imported only then),
+    reused for later calls, closed by :meth:`close` or by leaving a ``with`` block; a
+    closed client opens again if used."""
+
+    def __init__(self, timeout: float, transport: httpx.BaseTransport | None) -> None:
+        self._timeout = timeout
+        self._transport = transport
+        self._client: httpx.Client | None = None
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(timeout=self._timeout, transport=self._transport)
+        return self._client
+
+    def close(self) -> None:
+        """Close the connections; new ones are opened if the client is used again."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -16,11 +16,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tighten.errors import TightenError
-from tighten.http import RetryPolicy, retry_after_s
+from tighten.http import PooledClient, RetryPolicy, retry_after_s
 from tighten.http import one_line as _one_line
 
 if TYPE_CHECKING:
@@ -224,7 +223,7 @@ def _attempt(
     return answer
 
 
-class HTTPProvider:
+class HTTPProvider(PooledClient):
     """What the HTTP providers share: a lazily opened ``httpx`` client (closed by
     :meth:`close` or ``with``), the timeout, the retry policy and the price."""
 
@@ -240,15 +239,14 @@ class HTTPProvider:
         transport: httpx.BaseTransport | None,
         sleep: Callable[[float], None],
     ) -> None:
+        super().__init__(timeout_s, transport)
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
         self.price = price if price is not None else price_of(model)
         self.service = service
-        self._transport = transport
         self._sleep = sleep
-        self._client: httpx.Client | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
@@ -256,12 +254,8 @@ class HTTPProvider:
     def _post(
         self, path: str, headers: Mapping[str, str], body: Mapping[str, Any]
     ) -> dict[str, Any]:
-        if self._client is None:
-            import httpx
-
-            self._client = httpx.Client(timeout=self.timeout_s, transport=self._transport)
         return post_json(
-            self._client,
+            self._http(),
             self.base_url + path,
             headers=headers,
             body=body,
@@ -269,20 +263,3 @@ class HTTPProvider:
             retry=self.retry,
             sleep=self._sleep,
         )
-
-    def close(self) -> None:
-        """Close the connections; the provider opens new ones if used again."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

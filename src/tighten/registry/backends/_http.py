@@ -19,13 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from tighten.errors import InputError, StoreError
-from tighten.http import RetryPolicy, retry_after_s
+from tighten.http import PooledClient, RetryPolicy, retry_after_s
 from tighten.http import one_line as _one_line
 
 __all__ = ["JSONClient", "RetryPolicy", "commit_message", "parse_commit_message", "parse_time"]
@@ -58,7 +57,7 @@ class _Retryable:
     wait_s: float | None = None
 
 
-class JSONClient:
+class JSONClient(PooledClient):
     """One service's JSON API: its base URL and auth headers, a lazily opened ``httpx``
     client (closed by :meth:`close` or ``with``), the timeout and the retry policy.
 
@@ -76,15 +75,13 @@ class JSONClient:
         retry: RetryPolicy | None,
         sleep: Callable[[float], None],
     ) -> None:
+        super().__init__(timeout, transport)
         self.service = service
         self.base_url = base_url.rstrip("/")
         self.retry = retry or REGISTRY_RETRY
         self._headers = dict(headers)
         self._secrets = tuple(s for s in secrets if len(s) >= 4)
-        self._timeout = timeout
-        self._transport = transport
         self._sleep = sleep
-        self._client: httpx.Client | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(service={self.service!r}, base_url={self.base_url!r})"
@@ -168,28 +165,6 @@ class JSONClient:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return kind(text)
-
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout, transport=self._transport)
-        return self._client
-
-    def close(self) -> None:
-        """Close the connections; the client opens new ones if used again."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def commit_message(author: str, reason: str | None, limit: int | None = None) -> str:
