@@ -4,7 +4,6 @@ in :mod:`tests.registry.fake_registries` (state, Basic auth, scripted failures).
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,20 +29,6 @@ def fake() -> Iterator[tuple[FakeLangfuse, str]]:
     state = FakeLangfuse()
     with serve(state) as url:
         yield state, url
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def closed_url() -> str:
-    """A local URL nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def _registry(url: str, sleeps: list[float], **kwargs: Any) -> LangfuseRegistry:

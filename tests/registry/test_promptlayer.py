@@ -5,7 +5,6 @@ failures)."""
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,20 +22,6 @@ def fake() -> Iterator[tuple[FakePromptLayer, str]]:
     state = FakePromptLayer()
     with serve(state) as url:
         yield state, url
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def closed_url() -> str:
-    """A local URL nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def _registry(url: str, sleeps: list[float], **kwargs: Any) -> PromptLayerRegistry:

@@ -179,11 +179,6 @@ def slack() -> Iterator[FakeSlack]:
         yield fake
 
 
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
 def channel(
     fake: FakeSlack,
     state: Path,

@@ -27,11 +27,6 @@ def telegram() -> Iterator[FakeTelegram]:
         assert fake.problems == []
 
 
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
 def channel(
     fake: FakeTelegram,
     state: Path,

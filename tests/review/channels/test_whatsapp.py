@@ -239,11 +239,6 @@ def graph() -> Iterator[FakeGraph]:
         yield fake
 
 
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
 def cloud(
     fake: FakeGraph | None,
     sleeps: list[float],
