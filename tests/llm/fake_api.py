@@ -14,9 +14,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.local_server import FakeHTTPServer, LocalServer
 
 OPENAI_KEY = "sk-test-openai-key"
 ANTHROPIC_KEY = "sk-ant-test-key"
@@ -63,7 +64,7 @@ class Seen:
     at: float
 
 
-class FakeLLMServer:
+class FakeLLMServer(LocalServer):
     """``with FakeLLMServer() as server: ...`` — ``server.url`` is ``http://127.0.0.1:PORT``;
     queue replies with :meth:`queue` (``default`` answers when the queue is empty); the
     requests it saw are in ``requests``, the protocol violations in ``problems``."""
@@ -75,16 +76,7 @@ class FakeLLMServer:
         self.problems: list[str] = []
         self._replies: deque[Reply] = deque()
         self._closing = threading.Event()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        super().__init__(_Handler)
 
     def queue(self, *replies: Reply) -> None:
         self._replies.extend(replies)
@@ -97,32 +89,12 @@ class FakeLLMServer:
         self._closing.wait(seconds)
 
     def close(self) -> None:
-        self._closing.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> FakeLLMServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class _Server(ThreadingHTTPServer):
-    fake: FakeLLMServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that gave up (timeout) leaves a broken pipe; that is expected."""
+        self._closing.set()  # wake requests that pause, so the server can stop
+        super().close()
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: FakeHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

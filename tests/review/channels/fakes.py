@@ -18,56 +18,15 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.local_server import FakeHTTPServer, LocalServer
 
 BOT_TOKEN = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"
 OWNER_CHAT = 424242
 OWNER = 777
-
-
-class FakeHTTPServer(ThreadingHTTPServer):
-    """A threaded HTTP server on 127.0.0.1 that points its handlers at ``fake``."""
-
-    fake: Any
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that gave up leaves a broken pipe; that is expected."""
-
-
-class LocalServer:
-    """A fake service on a free loopback port, served from a thread until ``close``."""
-
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.problems: list[str] = []
-        self._httpd = FakeHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.fake = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
