@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import orjson
 from pydantic import (
@@ -342,23 +342,17 @@ def last_deployed(conn: Connection, cycle: Cycle) -> list[Proposal]:
     return [_proposal(r) for r in found]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def _cycle(row: Any) -> Cycle:
     return Cycle(
         cycle_id=row["cycle_id"],
         agent=row["agent"] or "",  # add_cycle always names one
-        window_start=_utc(row["window_start"]),
-        window_end=_utc(row["window_end"]),
+        window_start=row["window_start"],
+        window_end=row["window_end"],
         status=row["status"],
         stats=row["stats"] or {},
         digest=row["digest"],
-        created_at=cast(datetime, _utc(row["created_at"])),
-        reviewed_at=_utc(row["reviewed_at"]),
+        created_at=row["created_at"],
+        reviewed_at=row["reviewed_at"],
     )
 
 
@@ -371,6 +365,4 @@ def _proposal(row: Any) -> Proposal:
     )
     data["agent"] = row["agent"] or ""
     data["expected_impact"] = row["expected_impact"] or {}
-    data["created_at"] = _utc(row["created_at"])
-    data["updated_at"] = _utc(row["updated_at"])
     return Proposal(**data)

@@ -44,14 +44,8 @@ def _artifact(row: Any) -> Artifact:
     )
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def _version(row: Any) -> Version:
-    values = {k: row[k] for k in Version.__dataclass_fields__}
-    values["created_at"] = _utc(values["created_at"])
-    return Version(**values)
+    return Version(**{k: row[k] for k in Version.__dataclass_fields__})
 
 
 def find_artifact(conn: Connection, agent: str, name: str) -> Artifact:
@@ -213,14 +207,14 @@ def history(conn: Connection, artifact: Artifact) -> dict[str, Any]:
     return {
         "versions": [
             {"version": v["number"], "author": v["author"], "reason": v["reason"],
-             "created_at": _utc(v["created_at"]), "content_hash": v["content_hash"],
+             "created_at": v["created_at"], "content_hash": v["content_hash"],
              "chars": len(v["content"])}
             for v in versions
         ],
         "moves": [
             {"label": m["label"], "from_version": by_id.get(m["from_version_id"]),
              "to_version": by_id[m["to_version_id"]], "actor": m["actor"], "reason": m["reason"],
-             "moved_at": _utc(m["moved_at"])}
+             "moved_at": m["moved_at"]}
             for m in moves
         ],
     }  # fmt: skip

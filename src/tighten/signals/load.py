@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -27,12 +27,6 @@ TOOL_COLUMNS = (
     "session_id", "message_index", "call_id", "name", "arguments", "result", "error",
     "status", "latency_ms", "started_at",
 )  # fmt: skip
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def _tool_definitions(attributes: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -72,9 +66,7 @@ def load_sessions(conn: Connection, session_ids: Sequence[str]) -> list[SessionD
     for call_row in conn.execute(query.order_by(tool_calls.c.session_id, tool_calls.c.position)):
         sid, index, call_id, name, args, result, error, status, latency, started = call_row
         calls[sid].append(
-            ToolCall(
-                name, args or "", index, call_id, result, error, status, latency, _utc(started)
-            )
+            ToolCall(name, args or "", index, call_id, result, error, status, latency, started)
         )
     loaded = []
     for sid in ids:
@@ -87,8 +79,8 @@ def load_sessions(conn: Connection, session_ids: Sequence[str]) -> list[SessionD
                 agent=fact["agent"],
                 messages=bodies.get(sid) or [],
                 tool_calls=calls.get(sid, []),
-                started_at=_utc(fact["started_at"]),
-                ended_at=_utc(fact["ended_at"]),
+                started_at=fact["started_at"],
+                ended_at=fact["ended_at"],
                 model=fact["model"],
                 task_category=fact["task_category"],
                 channel=fact["channel"],

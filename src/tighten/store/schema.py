@@ -11,6 +11,8 @@ production agent fleet needs. Tool calls, which people query across sessions, ar
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -26,8 +28,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 
 __all__ = ["metadata"]
 
@@ -43,7 +47,27 @@ metadata = MetaData(naming_convention=NAMING)
 
 ID = String(200)
 NAME = String(200)
-Timestamp = DateTime(timezone=True)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite keeps no
+    offset, so without this its values would come back naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+Timestamp = UTCDateTime()
 
 agents = Table(
     "agents",

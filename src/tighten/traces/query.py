@@ -68,14 +68,8 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def _row(mapping: Any) -> dict[str, Any]:
-    return {k: _utc(v) for k, v in dict(mapping).items()}
+    return dict(mapping)
 
 
 def list_sessions(
@@ -144,13 +138,11 @@ def get_session(conn: Connection, session_id: str) -> dict[str, Any] | None:
         .first()
     )
     result["metrics"] = (
-        {k: _utc(v) for k, v in metrics.items() if k not in ("session_id", "agent")}
-        if metrics
-        else None
+        {k: v for k, v in metrics.items() if k not in ("session_id", "agent")} if metrics else None
     )
     of_session = select(signals).where(signals.c.session_id == session_id)
     result["signals"] = [
-        {k: _utc(v) for k, v in r.items() if k not in ("session_id", "sessions", "scope")}
+        {k: v for k, v in r.items() if k not in ("session_id", "sessions", "scope")}
         for r in conn.execute(of_session.order_by(signals.c.signal_id)).mappings()
     ]
     calls = select(tool_calls).where(tool_calls.c.session_id == session_id)

@@ -29,7 +29,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tighten.store.schema import agents, messages, rejects, sessions, spans, tool_calls
+from tighten.store.schema import (
+    UTCDateTime,
+    agents,
+    messages,
+    rejects,
+    sessions,
+    spans,
+    tool_calls,
+)
 from tighten.traces.model import Reject, Session
 
 __all__ = [
@@ -92,7 +100,7 @@ def _converter(kind: Any, sqlite_dialect: bool) -> Callable[[Any], Any] | None:
         return functools.partial(_clip, kind.length)
     if isinstance(kind, JSON):
         return _json_text
-    if isinstance(kind, DateTime) and sqlite_dialect:
+    if isinstance(kind, UTCDateTime | DateTime) and sqlite_dialect:
         return _sqlite_time
     if isinstance(kind, Boolean) and sqlite_dialect:
         return int
