@@ -7,17 +7,14 @@ from typing import Any
 import click
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import select
 
 from tighten.cli.context import AppContext, json_option, pass_app
 from tighten.cli.output import console, print_json
 from tighten.errors import InputError
 from tighten.signals.calibrate import calibrate as run_calibrate
 from tighten.signals.evaluate import evaluate_detection
-from tighten.signals.load import load_sessions
-from tighten.signals.model import Signal
+from tighten.signals.load import load_sessions, load_signals
 from tighten.signals.postmortem import postmortem as run_postmortem
-from tighten.store.schema import signals
 
 __all__ = ["calibrate", "eval_group", "postmortem"]
 
@@ -54,12 +51,7 @@ def postmortem(app: AppContext, session_id: str, as_json: bool) -> None:
         loaded = load_sessions(conn, [session_id])
         if not loaded:
             raise InputError(f"No session {session_id!r}. List them with `tighten sessions list`.")
-        rows = conn.execute(select(signals).where(signals.c.session_id == session_id)).mappings()
-        found = [
-            Signal(r["type"], r["polarity"], r["severity"], r["description"], r["detector"],
-                   tuple(r["evidence"] or ()), r["confidence"], r["target"], r["quote"])
-            for r in rows
-        ]  # fmt: skip
+        found = load_signals(conn, [session_id])[session_id]
     result = run_postmortem(loaded[0], found)
     if as_json:
         print_json(result.as_dict())

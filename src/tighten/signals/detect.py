@@ -15,7 +15,7 @@ from sqlalchemy import Connection, and_, delete, desc, func, or_, select
 from tighten.llm.base import Provider
 from tighten.plugins import plugin_manager
 from tighten.signals.judge import JudgeBudget, Judgement, judge_sessions, select_for_judging
-from tighten.signals.load import build_context, load_sessions
+from tighten.signals.load import build_context, load_sessions, load_signals
 from tighten.signals.metrics import compute_metrics
 from tighten.signals.model import (
     DetectContext,
@@ -317,10 +317,7 @@ def run_window(
             ).scalars()
         )[::-1]
         window_sessions = load_sessions(conn, ids)
-        by_session: dict[str, list[Signal]] = {sid: [] for sid in ids}
-        query = select(signals).where(signals.c.session_id.in_(ids), signals.c.scope == "session")
-        for row in conn.execute(query).mappings():
-            by_session[row["session_id"]].append(_signal_of(row))
+        by_session = load_signals(conn, ids)
         found: list[WindowSignal] = []
         for det in detectors:
             found.extend(det.detect_window(agent, window_sessions, by_session, context))
@@ -329,20 +326,6 @@ def run_window(
         )
         bulk_insert(conn, signals, [_window_row(w, now) for w in found])
     return len(found)
-
-
-def _signal_of(row: Any) -> Signal:
-    return Signal(
-        type=row["type"],
-        polarity=row["polarity"],
-        severity=row["severity"],
-        description=row["description"],
-        detector=row["detector"],
-        evidence=tuple(row["evidence"] or ()),
-        confidence=row["confidence"],
-        target=row["target"],
-        quote=row["quote"],
-    )
 
 
 def _window_row(w: WindowSignal, now: datetime) -> dict[str, Any]:

@@ -24,8 +24,7 @@ from tighten.config import Settings
 from tighten.errors import InputError
 from tighten.signals.calibrate import cross_fit
 from tighten.signals.detect import detect
-from tighten.signals.load import load_sessions
-from tighten.signals.model import Signal
+from tighten.signals.load import load_sessions, load_signals
 from tighten.signals.postmortem import postmortem
 from tighten.signals.score import FEATURES
 from tighten.store import open_store
@@ -155,9 +154,7 @@ def _postmortem_accuracy(store: Any, extras: dict[str, dict[str, Any]]) -> dict[
     exact = near = steps = agent_hits = agents = 0
     with store.connect() as conn:
         for session in load_sessions(conn, sorted(marked)):
-            found = [_signal(r) for r in conn.execute(
-                select(signals).where(signals.c.session_id == session.session_id)
-            ).mappings()]  # fmt: skip
+            found = load_signals(conn, [session.session_id])[session.session_id]
             pm = postmortem(session, found)
             truth = marked[session.session_id]
             if isinstance(truth.get("failure_step"), int) and pm.decisive is not None:
@@ -174,10 +171,3 @@ def _postmortem_accuracy(store: Any, extras: dict[str, dict[str, Any]]) -> dict[
         "sessions_with_agent": agents,
         "agent_accuracy": agent_hits / agents if agents else None,
     }
-
-
-def _signal(row: Any) -> Signal:
-    return Signal(
-        row["type"], row["polarity"], row["severity"], row["description"], row["detector"],
-        tuple(row["evidence"] or ()), row["confidence"], row["target"], row["quote"],
-    )  # fmt: skip

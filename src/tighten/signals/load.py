@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from tighten.signals.metrics import tool_failed
-from tighten.signals.model import Baseline, DetectContext, SessionData
-from tighten.store.schema import messages, sessions, tool_calls
+from tighten.signals.model import Baseline, DetectContext, SessionData, Signal
+from tighten.store.schema import messages, sessions, signals, tool_calls
 from tighten.traces.model import ToolCall
 
-__all__ = ["build_context", "load_sessions"]
+__all__ = ["build_context", "load_sessions", "load_signals"]
 
 MIN_TOOL_CALLS = 5  # calls of a tool before its failure rate counts
 
@@ -93,6 +93,32 @@ def load_sessions(conn: Connection, session_ids: Sequence[str]) -> list[SessionD
             )
         )
     return loaded
+
+
+def load_signals(conn: Connection, session_ids: Sequence[str]) -> dict[str, list[Signal]]:
+    """The stored per-session signals of each session (every id gets a list), in the
+    order they were found."""
+    found: dict[str, list[Signal]] = {sid: [] for sid in session_ids}
+    query = (
+        select(signals)
+        .where(signals.c.session_id.in_(list(session_ids)), signals.c.scope == "session")
+        .order_by(signals.c.signal_id)
+    )
+    for row in conn.execute(query).mappings():
+        found[row["session_id"]].append(
+            Signal(
+                type=row["type"],
+                polarity=row["polarity"],
+                severity=row["severity"],
+                description=row["description"],
+                detector=row["detector"],
+                evidence=tuple(row["evidence"] or ()),
+                confidence=row["confidence"],
+                target=row["target"],
+                quote=row["quote"],
+            )
+        )
+    return found
 
 
 def build_context(
