@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from tighten.http import one_line
+
 __all__ = [
     "STOPWORDS",
     "content_words",
@@ -54,8 +56,7 @@ def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
 
 def truncate(text: str, limit: int = 160) -> str:
     """One line of at most ``limit`` characters, for descriptions and quotes."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return one_line(text, limit)
 
 
 @lru_cache(maxsize=8192)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from tighten.http import RetryPolicy, retry_after_s
+from tighten.http import one_line as _one_line
 from tighten.review.channels.base import ChannelError, WebhookRejected
 
 if TYPE_CHECKING:
@@ -68,9 +69,8 @@ class RetryLater(Exception):
 
 
 def one_line(text: str, limit: int = 160) -> str:
-    """``text`` on one line, cut to ``limit`` characters."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """``text`` on one line, cut to ``limit`` characters (160 for chat errors)."""
+    return _one_line(str(text), limit)
 
 
 def json_of(response: httpx.Response) -> Any:
